@@ -1,0 +1,25 @@
+-- task_claim_many: claim up to $2 ready tasks of one queue for worker $3, in claim order
+-- (priority desc, run_at, id), stamping worker, lease and attempt in the same statement.
+-- $1 queue text, $2 limit int, $3 worker_id uuid, $4 lease_ms int
+-- Locks: the claimed rows (FOR UPDATE SKIP LOCKED: concurrent claimers skip each other's rows,
+-- never wait, never receive the same task). Index: tasks_ready_idx (queue, priority desc, run_at, id)
+-- where state = 'ready'. The CTE is MATERIALIZED so the LIMIT is applied exactly once: an
+-- `id in (subquery limit n)` may be re-run by the planner and over-claim.
+with candidates as materialized (
+  select id
+    from :SCHEMA.tasks
+   where state = 'ready' and queue = $1
+   order by priority desc, run_at, id
+   limit $2
+     for update skip locked
+)
+update :SCHEMA.tasks t
+   set state = 'running',
+       worker_id = $3,
+       attempts = t.attempts + 1,
+       started_at = now(),
+       lease_until = now() + $4 * interval '1 millisecond'
+  from candidates c
+ where t.id = c.id
+returning t.id, t.name, t.queue, t.args, t.attempts, t.max_attempts, t.timeout_ms, t.headers,
+          t.parent_id, t.group_id, t.chord_id, t.workflow, t.run_at, t.started_at

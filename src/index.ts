@@ -1,0 +1,15 @@
+/**
+ * pgjobs: a Postgres-only job queue with Celery's workflow power and a SQL-first design.
+ * This file is the whole public API.
+ */
+export { createJobs, Jobs, type JobsOptions } from "./client.js";
+export type { Task, TaskContext, TaskOptions, ApplyOptions, Signature, SignatureOptions, Handler, Backoff } from "./task.js";
+export { AsyncResult, type TaskRecord, type TaskState } from "./result.js";
+export { Worker, type WorkerOptions, type WorkerEvents } from "./worker.js";
+export type { JobsEvents, TaskEventInfo, AttemptInfo } from "./events.js";
+export { context, type Headers } from "./context.js";
+export { migrate, type MigrateOptions, type MigrateResult } from "./migrator.js";
+export { PgJobsError, InvalidInputError, TimeoutError, TaskFailedError } from "./errors.js";
+export type { Json } from "./json.js";
+export type { Duration } from "./duration.js";
+export type { DbLike } from "./db.js";

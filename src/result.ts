@@ -1,0 +1,243 @@
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import { TaskFailedError, TimeoutError } from "./errors.js";
+import type { Listener } from "./listener.js";
+import type { Logger } from "./logger.js";
+import { runPrepared } from "./db.js";
+import { channels, statement } from "./sql.js";
+import type { Json } from "./json.js";
+
+export type TaskState = "pending" | "ready" | "running" | "succeeded" | "failed" | "retrying" | "cancelled";
+export const FINAL_STATES: ReadonlySet<TaskState> = new Set(["succeeded", "failed", "cancelled"]);
+
+export interface TaskRecord {
+  id: string;
+  name: string;
+  state: TaskState;
+  result: Json | null;
+  error: { name: string; message: string; stack?: string } | null;
+  progress: { value: Json; meta?: Json } | null;
+  attempts: number;
+  max_attempts: number;
+  queue: string;
+}
+
+interface Waiter {
+  resolve: (rec: TaskRecord) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Resolves AsyncResult.get() calls. One LISTEN channel (<schema>.done) serves every waiter in the
+ * process; a waiter registers its ids in result_waiters so finishing statements notify only
+ * where someone waits. The order is: LISTEN, register, then read the row — so a task finishing at
+ * any moment is seen either by the read or by the notification. A slow poll covers lost
+ * notifications and refreshes the registration.
+ */
+export class ResultWaiters {
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly token = randomUUID();
+  private subscribed: Promise<void> | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private checking = false;
+  private recheck = new Set<string>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: string,
+    private readonly listener: () => Listener,
+    private readonly log: Logger,
+    private readonly pollMs: number,
+  ) {}
+
+  /** Resolve with the task's row once it is in a final state; reject with `timeoutError()` after `timeoutMs`. */
+  async wait(id: string, timeoutMs?: number, timeoutError?: () => Error): Promise<TaskRecord> {
+    let waiter!: Waiter;
+    const done = new Promise<TaskRecord>((resolve, reject) => {
+      waiter = { resolve, reject };
+    });
+    let set = this.waiters.get(id);
+    if (!set) {
+      set = new Set();
+      this.waiters.set(id, set);
+    }
+    set.add(waiter);
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        const s = this.waiters.get(id);
+        s?.delete(waiter);
+        if (s && s.size === 0) {
+          this.waiters.delete(id);
+          this.drop([id]);
+        }
+        waiter.reject(timeoutError ? timeoutError() : new Error(`timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+    }
+    try {
+      await this.subscribe();
+      await runPrepared(this.pool, statement(this.schema, "result_waiter_add"), [[id], this.token]);
+      this.startPoll();
+      await this.check([id]);
+      return await done;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private subscribe(): Promise<void> {
+    this.subscribed ??= (async () => {
+      const l = this.listener();
+      l.onReconnect(() => void this.check([...this.waiters.keys()]));
+      await l.subscribe(channels(this.schema).done, (payload) => {
+        const ids = payload.split(",").filter((id) => this.waiters.has(id));
+        if (ids.length > 0) void this.check(ids);
+      });
+    })();
+    return this.subscribed;
+  }
+
+  private startPoll(): void {
+    if (this.pollTimer) return;
+    this.pollTimer = setInterval(() => {
+      const ids = [...this.waiters.keys()];
+      if (ids.length === 0) return;
+      runPrepared(this.pool, statement(this.schema, "result_waiter_add"), [ids, this.token]).catch(() => {});
+      void this.check(ids);
+    }, this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  /** Read these tasks and settle the waiters of those that finished. Coalesces concurrent calls. */
+  private async check(ids: string[]): Promise<void> {
+    for (const id of ids) this.recheck.add(id);
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      while (this.recheck.size > 0) {
+        const batch = [...this.recheck];
+        this.recheck.clear();
+        let rows: TaskRecord[];
+        try {
+          rows = await runPrepared<TaskRecord>(this.pool, statement(this.schema, "task_get_many"), [batch]);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, "reading results failed; the poll will retry");
+          return;
+        }
+        const finished: string[] = [];
+        for (const row of rows) {
+          if (!FINAL_STATES.has(row.state)) continue;
+          const set = this.waiters.get(row.id);
+          if (!set) continue;
+          this.waiters.delete(row.id);
+          finished.push(row.id);
+          for (const w of set) w.resolve(row);
+        }
+        const found = new Set(rows.map((r) => r.id));
+        for (const id of batch) {
+          if (found.has(id)) continue;
+          const set = this.waiters.get(id);
+          if (!set) continue;
+          this.waiters.delete(id);
+          finished.push(id);
+          for (const w of set) w.reject(new Error(`pgjobs: task ${id} does not exist (never enqueued, or pruned after its retention)`));
+        }
+        if (finished.length > 0) this.drop(finished);
+      }
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private drop(ids: string[]): void {
+    runPrepared(this.pool, statement(this.schema, "result_waiter_remove"), [ids, this.token]).catch(() => {});
+    if (this.waiters.size === 0 && this.pollTimer) {
+      clearInterval(this.pollTimer);
+      this.pollTimer = null;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    const ids = [...this.waiters.keys()];
+    for (const set of this.waiters.values()) {
+      for (const w of set) w.reject(new Error("pgjobs: jobs.close() was called while waiting for a result"));
+    }
+    this.waiters.clear();
+    if (ids.length > 0) {
+      await runPrepared(this.pool, statement(this.schema, "result_waiter_remove"), [ids, this.token]).catch(() => {});
+    }
+  }
+}
+
+export interface ResultBackend {
+  readonly schema: string;
+  readonly pool: pg.Pool;
+  readonly waiters: ResultWaiters;
+  cancel(ids: string[]): Promise<string[]>;
+}
+
+/**
+ * The handle to a task's outcome, readable from any process by id: `jobs.result(id)`.
+ *
+ * ```ts
+ * const r = await add.delay(2, 2);
+ * await r.get({ timeout: 10_000 }); // 4
+ * ```
+ */
+export class AsyncResult<R = unknown> {
+  constructor(
+    readonly id: string,
+    readonly taskName: string,
+    private readonly backend: ResultBackend,
+  ) {}
+
+  /** The task's row as SQL sees it now. */
+  async record(): Promise<TaskRecord> {
+    const [row] = await runPrepared<TaskRecord>(this.backend.pool, statement(this.backend.schema, "task_get_many"), [[this.id]]);
+    if (!row) throw new Error(`pgjobs: task ${this.taskName} (id ${this.id}) does not exist (never enqueued, or pruned after its retention)`);
+    return row;
+  }
+
+  async state(): Promise<TaskState> {
+    return (await this.record()).state;
+  }
+
+  /** True once the task succeeded, failed for good, or was cancelled. */
+  async ready(): Promise<boolean> {
+    return FINAL_STATES.has(await this.state());
+  }
+
+  /** The latest progress the handler stored with ctx.progress(), or null. */
+  async progress(): Promise<TaskRecord["progress"]> {
+    return (await this.record()).progress;
+  }
+
+  /**
+   * Wait for the task to finish and return its result. Woken by NOTIFY, not by polling; resolves
+   * at once for a task that already finished. Rejects with TaskFailedError (the recorded name,
+   * message and stack) if it failed for good or was cancelled, and with TimeoutError after
+   * `timeout` milliseconds.
+   */
+  async get(options: { timeout?: number } = {}): Promise<R> {
+    const rec = await this.backend.waiters.wait(
+      this.id,
+      options.timeout,
+      () => new TimeoutError(`task ${this.taskName} (id ${this.id}) did not finish within ${options.timeout} ms: call get() again to keep waiting`),
+    );
+    return unwrap<R>(rec, this.taskName);
+  }
+
+  /** Cancel the task: a queued task never runs; a running one has its ctx.signal aborted. */
+  async revoke(): Promise<boolean> {
+    const ids = await this.backend.cancel([this.id]);
+    return ids.length > 0;
+  }
+}
+
+export function unwrap<R>(rec: TaskRecord, taskName: string): R {
+  if (rec.state === "succeeded") return rec.result as R;
+  const cause = rec.error ?? { name: rec.state === "cancelled" ? "Cancelled" : "Error", message: `task ended ${rec.state}` };
+  throw new TaskFailedError(rec.name ?? taskName, rec.id, cause);
+}

@@ -1,0 +1,587 @@
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
+import { retryDelay } from "./backoff.js";
+import type { Jobs } from "./client.js";
+import { withHeaders, type Headers } from "./context.js";
+import { runPrepared } from "./db.js";
+import { toMs, type Duration } from "./duration.js";
+import { PgJobsError, serializeError, TimeoutError } from "./errors.js";
+import { Finisher } from "./finisher.js";
+import { validateQueue } from "./identifiers.js";
+import { toJsonText, type Json } from "./json.js";
+import { taskLogger } from "./logger.js";
+import { channels, statement } from "./sql.js";
+import type { TaskContext } from "./task.js";
+
+export interface WorkerOptions {
+  /** Queues to serve. Default ["default"]. */
+  queues?: string[];
+  /** Handlers running at once. Default 10. */
+  concurrency?: number;
+  /** Tasks claimed ahead of free slots, so a slot that frees up starts its next task without a round trip. Default 0. */
+  prefetch?: number;
+  /** Most tasks one claim takes. Default concurrency + prefetch. */
+  batchSize?: number;
+  /** Fallback poll when notifications are lost. Default 2 s. */
+  pollInterval?: Duration;
+  /** A running task's lease: if the worker stops renewing it, the task is rescued after this. Default 15 s. */
+  lease?: Duration;
+  /** How often leases are renewed. Default lease / 3. */
+  heartbeatInterval?: Duration;
+  /** How often this worker looks for lapsed leases of other workers. Default 5 s. */
+  rescueInterval?: Duration;
+  /** On stop(), how long running tasks may take to finish. Default 30 s. */
+  shutdownGrace?: Duration;
+  /** Finished tasks older than this are pruned; false keeps them. Default 7 days. */
+  retention?: Duration | false;
+  /** A name shown in jobs.workers. Default host:pid. */
+  name?: string;
+}
+
+/** A task row as task_claim_many returns it. */
+interface Claimed {
+  id: string;
+  name: string;
+  queue: string;
+  args: Json[];
+  attempts: number;
+  max_attempts: number;
+  timeout_ms: number | null;
+  headers: Headers;
+  parent_id: string | null;
+  group_id: string | null;
+  chord_id: string | null;
+  workflow: Json | null;
+  run_at: Date;
+  started_at: Date;
+}
+
+interface Running {
+  row: Claimed;
+  controller: AbortController;
+  startedAt: number;
+  /** Set once the outcome is decided, so a late handler result is ignored. */
+  settled: boolean;
+}
+
+class Cancelled extends PgJobsError {
+  constructor(message: string) {
+    super(message);
+    this.name = "Cancelled";
+  }
+}
+
+export interface WorkerEvents {
+  /** A claim came back with these tasks. */
+  claimed: [{ queue: string; count: number }];
+  /** Nothing running, nothing buffered, and the last claim of every queue came back short. */
+  idle: [];
+  /** A late acknowledgement changed nothing (the task was rescued, cancelled or re-run). */
+  stale: [{ id: string; attempt: number }];
+  stopped: [];
+  error: [Error];
+}
+
+/**
+ * Claims tasks of its queues in batches (SELECT ... FOR UPDATE SKIP LOCKED), keeps up to
+ * `concurrency` handlers running, acknowledges in batches, wakes on NOTIFY and polls slowly as a
+ * fallback. It also does the queue's maintenance: rescuing tasks whose lease lapsed, making due
+ * tasks ready, and pruning finished tasks past their retention.
+ */
+export class Worker extends EventEmitter<WorkerEvents> {
+  readonly id = randomUUID();
+  readonly queues: string[];
+  readonly concurrency: number;
+  private readonly prefetch: number;
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+  private readonly leaseMs: number;
+  private readonly heartbeatMs: number;
+  private readonly rescueMs: number;
+  private readonly graceMs: number;
+  private readonly retentionS: number | null;
+  private readonly name: string;
+  private readonly finisher: Finisher;
+
+  private readonly active = new Map<string, Running>();
+  private buffer: Claimed[] = [];
+  private readonly hungry = new Set<string>();
+  /** Bumped by every wake-up of a queue, so a claim that came back short while a notification
+   * arrived does not mark the queue empty (the notification may be for rows the claim missed). */
+  private readonly wakes = new Map<string, number>();
+  private unacked = 0;
+  private queueCursor = 0;
+  private filling = false;
+  private refill = false;
+  private claimFailures = 0;
+
+  private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
+  private timers: NodeJS.Timeout[] = [];
+  private dueTimer: NodeJS.Timeout | null = null;
+  private dueAt = Infinity;
+  private unsubscribe: Array<() => void> = [];
+  private stopPromise: Promise<void> | null = null;
+  private hardStop: (() => void) | null = null;
+  private wasIdle = false;
+  private lastPrune = 0;
+
+  constructor(
+    private readonly jobs: Jobs,
+    options: WorkerOptions = {},
+  ) {
+    super();
+    this.queues = (options.queues ?? ["default"]).map((q) => validateQueue(q));
+    if (this.queues.length === 0) throw new PgJobsError("a worker needs at least one queue: pass queues: ['default']");
+    this.concurrency = positiveInt(options.concurrency ?? 10, "concurrency");
+    this.prefetch = nonNegativeInt(options.prefetch ?? 0, "prefetch");
+    this.batchSize = positiveInt(options.batchSize ?? Math.min(1000, this.concurrency + this.prefetch), "batchSize");
+    this.pollMs = toMs(options.pollInterval ?? 2_000, "pollInterval");
+    this.leaseMs = toMs(options.lease ?? 15_000, "lease");
+    this.heartbeatMs = toMs(options.heartbeatInterval ?? Math.max(100, Math.floor(this.leaseMs / 3)), "heartbeatInterval");
+    this.rescueMs = toMs(options.rescueInterval ?? 5_000, "rescueInterval");
+    this.graceMs = toMs(options.shutdownGrace ?? 30_000, "shutdownGrace");
+    this.retentionS = options.retention === false ? null : toMs(options.retention ?? "7d", "retention") / 1000;
+    this.name = options.name ?? `${hostname()}:${process.pid}`;
+    if (this.heartbeatMs >= this.leaseMs) {
+      throw new PgJobsError(`heartbeatInterval (${this.heartbeatMs} ms) must be shorter than lease (${this.leaseMs} ms), or leases lapse on live workers`);
+    }
+    this.finisher = new Finisher(jobs.pool, jobs.schema, this.id, jobs.log);
+    this.finisher.onRetryScheduled((at) => this.armDueTimer(at.getTime() - Date.now()));
+    // Emitting "error" with no listener would throw: the log is the default audience.
+    this.on("error", () => {});
+  }
+
+  private get st() {
+    const schema = this.jobs.schema;
+    return (name: string) => statement(schema, name);
+  }
+
+  /** Register, subscribe, and start claiming. Resolves once the worker is listening. */
+  async start(): Promise<this> {
+    if (this.state !== "new") throw new PgJobsError("this worker was already started: create a new one with jobs.worker()");
+    this.state = "starting";
+    const st = this.st;
+    await runPrepared(this.jobs.pool, st("worker_register"), [
+      this.id, this.name, hostname(), process.pid, this.queues, this.concurrency,
+      JSON.stringify({ tasks: this.jobs.taskNames(), prefetch: this.prefetch }),
+    ]);
+    const listener = this.jobs.listener();
+    const ch = channels(this.jobs.schema);
+    this.unsubscribe.push(await listener.subscribe(ch.ready, (queue) => {
+      if (this.queues.includes(queue)) this.wake([queue]);
+    }));
+    this.unsubscribe.push(await listener.subscribe(ch.control, (payload) => this.onControl(payload)));
+    this.unsubscribe.push(listener.onReconnect(() => this.wake(this.queues)));
+    this.state = "running";
+
+    this.every(this.pollMs, () => {
+      this.wake(this.queues);
+      void this.stageDue();
+    });
+    this.every(this.heartbeatMs, () => void this.heartbeat());
+    this.every(this.rescueMs, () => void this.maintain());
+    void this.stageDue();
+    void this.maintain();
+    this.wake(this.queues);
+    this.jobs.log.info({ worker: this.id, queues: this.queues, concurrency: this.concurrency }, "worker started");
+    return this;
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    this.timers.push(t);
+  }
+
+  /** Ask for work from these queues. */
+  private wake(queues: string[]): void {
+    if (this.state !== "running") return;
+    for (const q of queues) {
+      this.hungry.add(q);
+      this.wakes.set(q, (this.wakes.get(q) ?? 0) + 1);
+    }
+    void this.fill();
+  }
+
+  private capacity(): number {
+    return this.concurrency + this.prefetch - this.active.size - this.buffer.length;
+  }
+
+  private async fill(): Promise<void> {
+    if (this.filling) {
+      this.refill = true;
+      return;
+    }
+    this.filling = true;
+    try {
+      do {
+        this.refill = false;
+        for (let i = 0; i < this.queues.length && this.state === "running"; i++) {
+          const queue = this.queues[(this.queueCursor + i) % this.queues.length]!;
+          if (!this.hungry.has(queue)) continue;
+          const want = Math.min(this.capacity(), this.batchSize);
+          if (want <= 0) break;
+          const gen = this.wakes.get(queue);
+          const rows = await runPrepared<Claimed>(this.jobs.pool, this.st("task_claim_many"), [queue, want, this.id, this.leaseMs]);
+          this.claimFailures = 0;
+          if (rows.length < want && this.wakes.get(queue) === gen) this.hungry.delete(queue);
+          if (rows.length > 0) {
+            this.wasIdle = false;
+            this.emit("claimed", { queue, count: rows.length });
+            if (this.state === "running") {
+              for (const r of rows) this.buffer.push(r);
+              this.dispatch();
+            } else {
+              await this.release(rows.map((r) => r.id), true);
+            }
+          }
+        }
+        this.queueCursor = (this.queueCursor + 1) % this.queues.length;
+      } while (this.state === "running" && (this.refill || (this.hungry.size > 0 && this.capacity() > 0)));
+    } catch (err) {
+      this.claimFailures++;
+      this.jobs.log.warn({ err: (err as Error).message }, "claim failed; retrying");
+      this.emit("error", err as Error);
+      if (this.state === "running") {
+        const t = setTimeout(() => this.wake(this.queues), Math.min(5_000, 100 * 2 ** this.claimFailures));
+        this.timers.push(t);
+      }
+    } finally {
+      this.filling = false;
+    }
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (this.active.size === 0 && this.buffer.length === 0 && this.hungry.size === 0 && this.unacked === 0 && !this.filling && !this.wasIdle) {
+      this.wasIdle = true;
+      this.emit("idle");
+    }
+  }
+
+  private dispatch(): void {
+    while (this.active.size < this.concurrency && this.buffer.length > 0 && this.state !== "stopped") {
+      const row = this.buffer.shift()!;
+      void this.run(row);
+    }
+  }
+
+  private async run(row: Claimed): Promise<void> {
+    const controller = new AbortController();
+    const running: Running = { row, controller, startedAt: performance.now(), settled: false };
+    this.active.set(row.id, running);
+    const info = { id: row.id, name: row.name, queue: row.queue, attempt: row.attempts, maxAttempts: row.max_attempts, workerId: this.id };
+    const task = this.jobs.getTask(row.name);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      if (!task) {
+        throw Object.assign(
+          new PgJobsError(`no handler for task ${row.name} in worker ${this.name} (queues ${this.queues.join(",")}): register it with jobs.task(${JSON.stringify(row.name)}, ...) in the app this worker loads`),
+          { name: "UnknownTask", permanent: true },
+        );
+      }
+      this.jobs.emit("started", info);
+      const timeoutMs = row.timeout_ms ?? (task.options.timeout !== undefined ? toMs(task.options.timeout, "timeout") : null);
+      const aborted = new Promise<never>((_, reject) => {
+        controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
+      });
+      // An abort after the handler settled (shutdown, a late cancel) must not surface as an
+      // unhandled rejection.
+      aborted.catch(() => {});
+      if (timeoutMs !== null) {
+        timer = setTimeout(
+          () => controller.abort(new TimeoutError(`task ${row.name} (id ${row.id}) timed out after ${timeoutMs} ms (attempt ${row.attempts})`)),
+          timeoutMs,
+        );
+      }
+      const ctx = this.context(row, controller.signal);
+      const result = await Promise.race([
+        withHeaders(row.headers, { id: row.id, name: row.name }, () => task.handler(ctx, ...row.args)),
+        aborted,
+      ]);
+      if (running.settled) return;
+      let text: string;
+      try {
+        text = toJsonText(result ?? null, row.name, "the result", this.jobs.maxPayloadBytes);
+      } catch (err) {
+        throw Object.assign(err as Error, { permanent: true });
+      }
+      running.settled = true;
+      const durationMs = performance.now() - running.startedAt;
+      this.unacked++;
+      this.finisher.succeed({
+        id: row.id,
+        attempt: row.attempts,
+        result: text,
+        onDone: (applied) => {
+          this.acked();
+          if (!applied) return this.stale(row);
+          this.jobs.emit("succeeded", { ...info, result: JSON.parse(text) as Json, durationMs });
+        },
+      });
+    } catch (err) {
+      if (running.settled) return;
+      running.settled = true;
+      if (err instanceof Cancelled) return; // cancelled or rescued: the row already says so
+      const error = serializeError(err);
+      const permanent = (err as { permanent?: boolean }).permanent === true;
+      const retry = !permanent && row.attempts < row.max_attempts;
+      const delay = retry ? retryDelay(task?.options.backoff, row.attempts) : null;
+      const durationMs = performance.now() - running.startedAt;
+      this.unacked++;
+      this.finisher.fail({
+        id: row.id,
+        attempt: row.attempts,
+        error: JSON.stringify(error),
+        retryDelayMs: delay,
+        onDone: (applied, final) => {
+          this.acked();
+          if (!applied) return this.stale(row);
+          if (final) this.jobs.emit("failed", { ...info, error, durationMs });
+          else this.jobs.emit("retrying", { ...info, error, delayMs: delay ?? 0 });
+        },
+      });
+    } finally {
+      clearTimeout(timer);
+      this.active.delete(row.id);
+      this.dispatch();
+      // A slot freed up: claim more from queues that may have more. Queues whose last claim came
+      // back short are asked again only after a notification or the poll.
+      if (this.state === "running" && this.hungry.size > 0 && this.capacity() > 0) void this.fill();
+      if (this.active.size === 0) this.drained?.();
+      this.checkIdle();
+    }
+  }
+
+  private drained: (() => void) | null = null;
+
+  private acked(): void {
+    this.unacked--;
+    if (this.unacked === 0) this.checkIdle();
+  }
+
+  private context(row: Claimed, signal: AbortSignal): TaskContext {
+    const jobs = this.jobs;
+    const workerId = this.id;
+    let log: TaskContext["log"] | undefined;
+    return {
+      id: row.id,
+      name: row.name,
+      queue: row.queue,
+      attempt: row.attempts,
+      maxAttempts: row.max_attempts,
+      signal,
+      headers: row.headers,
+      get log() {
+        return (log ??= taskLogger(jobs.log, { id: row.id, name: row.name, attempt: row.attempts }));
+      },
+      async progress(value: Json, meta?: Json) {
+        const text = toJsonText(meta === undefined ? { value } : { value, meta }, row.name, "progress");
+        await runPrepared(jobs.pool, statement(jobs.schema, "task_progress_set"), [row.id, row.attempts, text, workerId]);
+      },
+    };
+  }
+
+  private stale(row: Claimed): void {
+    this.jobs.log.warn(
+      { taskId: row.id, task: row.name, attempt: row.attempts },
+      "late acknowledgement changed nothing: the task was rescued, cancelled or re-run meanwhile",
+    );
+    this.emit("stale", { id: row.id, attempt: row.attempts });
+  }
+
+  /** Abort running tasks that were cancelled (NOTIFY from jobs.cancel). */
+  private onControl(payload: string): void {
+    let msg: { cancel?: Array<string | number> };
+    try {
+      msg = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    for (const id of msg.cancel ?? []) {
+      const r = this.active.get(String(id));
+      if (r && !r.settled) r.controller.abort(new Cancelled(`task ${r.row.name} (id ${r.row.id}) was cancelled`));
+    }
+  }
+
+  /** Renew the leases of what this worker holds; abort what it no longer holds. */
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.active.keys(), ...this.buffer.map((b) => b.id)];
+    try {
+      const [row] = await runPrepared<{ held: string[]; registered: boolean }>(this.jobs.pool, this.st("task_renew_leases"), [this.id, ids, this.leaseMs]);
+      if (!row) return;
+      if (!row.registered && this.state !== "stopped") {
+        await runPrepared(this.jobs.pool, this.st("worker_register"), [
+          this.id, this.name, hostname(), process.pid, this.queues, this.concurrency,
+          JSON.stringify({ tasks: this.jobs.taskNames(), prefetch: this.prefetch }),
+        ]);
+      }
+      const held = new Set(row.held);
+      for (const id of ids) {
+        if (held.has(id)) continue;
+        const r = this.active.get(id);
+        if (r && !r.settled) r.controller.abort(new Cancelled(`task ${r.row.name} (id ${id}) is no longer held by this worker (cancelled, or rescued after a lapsed lease)`));
+        this.buffer = this.buffer.filter((b) => b.id !== id);
+      }
+    } catch (err) {
+      this.jobs.log.warn({ err: (err as Error).message }, "heartbeat failed; retrying at the next interval");
+    }
+  }
+
+  /** Make due scheduled/backing-off tasks ready, and arm a timer for the next one. */
+  private async stageDue(): Promise<void> {
+    try {
+      for (;;) {
+        const rows = await runPrepared<{ queue: string; n: number }>(this.jobs.pool, this.st("task_stage_due"), [1000]);
+        const n = rows.reduce((s, r) => s + r.n, 0);
+        if (n < 1000) break;
+      }
+      const [next] = await runPrepared<{ next_at: Date | null; now: Date }>(this.jobs.pool, this.st("task_next_due"), []);
+      if (next?.next_at) this.armDueTimer(next.next_at.getTime() - next.now.getTime());
+    } catch (err) {
+      this.jobs.log.warn({ err: (err as Error).message }, "staging due tasks failed; retrying at the next poll");
+    }
+  }
+
+  private armDueTimer(inMs: number): void {
+    if (this.state !== "running") return;
+    const at = Date.now() + Math.max(0, inMs);
+    if (at >= this.dueAt) return;
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueAt = at;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = null;
+      this.dueAt = Infinity;
+      void this.stageDue();
+    }, Math.max(0, inMs) + 5);
+  }
+
+  /** Rescue lapsed leases, prune old finished tasks, forget dead waiters and workers. */
+  private async maintain(): Promise<void> {
+    const pool = this.jobs.pool;
+    try {
+      const [r] = await runPrepared<{ ids: string[]; failed: string[] }>(pool, this.st("task_rescue_expired"), [1000]);
+      if (r && r.ids.length > 0) {
+        this.jobs.log.warn({ rescued: r.ids.length, failedForGood: r.failed.length }, "rescued tasks whose lease lapsed");
+      }
+      if (Date.now() - this.lastPrune >= 60_000) {
+        this.lastPrune = Date.now();
+        if (this.retentionS !== null) {
+          for (let i = 0; i < 100 && this.state === "running"; i++) {
+            const res = await pool.query({ name: this.st("task_prune_finished").name, text: this.st("task_prune_finished").text, values: [this.retentionS, 1000] });
+            if ((res.rowCount ?? 0) < 1000) break;
+          }
+        }
+        await runPrepared(pool, this.st("result_waiter_prune"), [3600]);
+        await runPrepared(pool, this.st("worker_prune_dead"), [3600]);
+      }
+    } catch (err) {
+      this.jobs.log.warn({ err: (err as Error).message }, "maintenance failed; retrying at the next interval");
+    }
+  }
+
+  private async release(ids: string[], uncharge: boolean): Promise<void> {
+    if (ids.length === 0) return;
+    await runPrepared(this.jobs.pool, this.st("task_release_many"), [ids, this.id, ids.map(() => uncharge)]);
+  }
+
+  /**
+   * Graceful shutdown: stop claiming, hand back tasks claimed but not started (their attempt is
+   * not charged), let running tasks finish within the grace period, then abort the rest (their
+   * ctx.signal) and hand them back. Idempotent; `{ now: true }` (a second signal) skips the grace.
+   */
+  stop(options: { now?: boolean; grace?: Duration } = {}): Promise<void> {
+    if (options.now) this.hardStop?.();
+    if (this.stopPromise) return this.stopPromise;
+    if (this.state === "new") {
+      this.state = "stopped";
+      this.stopPromise = Promise.resolve();
+      this.emit("stopped");
+      return this.stopPromise;
+    }
+    this.stopPromise = this.shutdown(options.now ? 0 : options.grace !== undefined ? toMs(options.grace, "grace") : this.graceMs);
+    return this.stopPromise;
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
+    this.state = "stopping";
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe = [];
+    // Keep the heartbeat while tasks finish; stop everything else.
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    const heartbeat = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+    try {
+      while (this.filling) await new Promise((r) => setTimeout(r, 5));
+      const unstarted = this.buffer.map((b) => b.id);
+      this.buffer = [];
+      await this.releaseUntilLanded(unstarted, true);
+
+      if (this.active.size > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, graceMs);
+          this.drained = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          this.hardStop = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          if (this.active.size === 0) resolve();
+        });
+        this.drained = null;
+        this.hardStop = null;
+      }
+      // Past the grace period: abort what still runs and hand it back, attempt counted.
+      const interrupted: string[] = [];
+      for (const [id, r] of this.active) {
+        if (r.settled) continue;
+        r.settled = true;
+        r.controller.abort(new Cancelled(`worker ${this.name} shut down before task ${r.row.name} (id ${id}) finished`));
+        interrupted.push(id);
+      }
+      await this.finisher.drain();
+      await this.releaseUntilLanded(interrupted, false);
+      if (interrupted.length > 0) this.jobs.log.warn({ interrupted: interrupted.length }, "handed back tasks still running at the end of the grace period");
+    } finally {
+      clearInterval(heartbeat);
+      this.state = "stopped";
+      await runPrepared(this.jobs.pool, this.st("worker_deregister"), [this.id]).catch(() => {});
+      this.jobs.log.info({ worker: this.id }, "worker stopped");
+      this.emit("stopped");
+    }
+  }
+
+  private async releaseUntilLanded(ids: string[], uncharge: boolean): Promise<void> {
+    for (let attempt = 1; ids.length > 0; attempt++) {
+      try {
+        await this.release(ids, uncharge);
+        return;
+      } catch (err) {
+        if (attempt >= 5) {
+          // Their leases lapse and the rescuer hands them out again: late, but not lost.
+          this.jobs.log.error({ err: (err as Error).message, tasks: ids.length }, "could not hand tasks back; they will be rescued when their lease lapses");
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
+
+  /** Tasks running now and claimed-but-not-started. */
+  stats(): { running: number; buffered: number; pendingAcks: number } {
+    return { running: this.active.size, buffered: this.buffer.length, pendingAcks: this.finisher.pending };
+  }
+}
+
+function positiveInt(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 1) throw new PgJobsError(`${what} must be a whole number of 1 or more, got ${n}`);
+  return n;
+}
+
+function nonNegativeInt(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 0) throw new PgJobsError(`${what} must be a whole number of 0 or more, got ${n}`);
+  return n;
+}
