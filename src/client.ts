@@ -12,7 +12,8 @@ import { createLogger, type Logger } from "./logger.js";
 import { migrate, type MigrateResult } from "./migrator.js";
 import { AsyncResult, ResultWaiters, type ResultBackend } from "./result.js";
 import { statement } from "./sql.js";
-import type { ApplyOptions, Handler, Signature, SignatureOptions, Task, TaskOptions } from "./task.js";
+import type { ApplyOptions, BoundSignature, Handler, Signature, SignatureOptions, Task, TaskOptions } from "./task.js";
+import { applyCanvas, COLLECT_TASK, signatureJobs } from "./canvas.js";
 import { Worker, type WorkerOptions } from "./worker.js";
 import type { JobsEvents } from "./events.js";
 
@@ -79,6 +80,8 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
     this.enqueuer = new Enqueuer(this.pool, this.schema);
     this.waiters = new ResultWaiters(this.pool, this.schema, () => this.listener(), this.log, toMs(options.resultPoll ?? 5_000, "resultPoll"));
+    // Built in: a chord body that returns its header's results (a group inside a chord header).
+    this.task(COLLECT_TASK, (_ctx, results: Json) => results);
   }
 
   /** The process's shared LISTEN connection (created on first use). */
@@ -108,10 +111,10 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     checkPriority(options.priority, name);
     if (options.timeout !== undefined) toMs(options.timeout, `task ${name}: timeout`);
     const jobs = this;
-    const sig = (args: unknown[], o: SignatureOptions & { immutable?: boolean } = {}): Signature<Awaited<R>> => {
+    const sig = (args: unknown[], o: SignatureOptions & { immutable?: boolean } = {}) => {
       checkJson(args, name, "args");
       const { immutable = false, ...opts } = o;
-      return { kind: "signature", task: name, args: args as Json[], options: opts, immutable };
+      return this.bindSignature<Awaited<R>>({ kind: "signature", task: name, args: args as Json[], options: opts, immutable });
     };
     const t: Task<A, R> = {
       name,
@@ -125,6 +128,28 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     };
     this.registry.set(name, t as AnyTask);
     return t;
+  }
+
+  /** @internal Give a plain signature its (non-enumerable) methods and remember its Jobs. */
+  bindSignature<R>(data: Signature<R>): BoundSignature<R> {
+    const jobs = this;
+    const bound = { ...data } as BoundSignature<R>;
+    Object.defineProperties(bound, {
+      onError: { enumerable: false, value: (e: Signature) => jobs.bindSignature<R>({ ...data, errbacks: [...(data.errbacks ?? []), e] }) },
+      applyAsync: {
+        enumerable: false,
+        value: async (o: { db?: DbLike } = {}) => {
+          if (!data.errbacks?.length) {
+            const [r] = await jobs.enqueueMany([data], o);
+            return r as AsyncResult<R>;
+          }
+          return (await applyCanvas<R>(bound, o)) as AsyncResult<R>;
+        },
+      },
+      delay: { enumerable: false, value: () => bound.applyAsync() },
+    });
+    signatureJobs.set(bound, this);
+    return bound;
   }
 
   /** The registered task of that name, if any. */

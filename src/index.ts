@@ -13,3 +13,5 @@ export { PgJobsError, InvalidInputError, TimeoutError, TaskFailedError } from ".
 export type { Json } from "./json.js";
 export type { Duration } from "./duration.js";
 export type { DbLike } from "./db.js";
+export { group, chain, chord, map, starmap, chunks, applyCanvas, Group, Chain, Chord, GroupResult, type Canvas, type CanvasResult, type ResultHandle } from "./canvas.js";
+export type { BoundSignature, SignatureMethods, TailArgs } from "./task.js";

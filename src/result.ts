@@ -25,6 +25,8 @@ export interface TaskRecord {
 interface Waiter {
   resolve: (rec: TaskRecord) => void;
   reject: (err: unknown) => void;
+  /** A missing row is "not enqueued yet", not an error. */
+  mayNotExistYet: boolean;
 }
 
 /**
@@ -50,38 +52,61 @@ export class ResultWaiters {
     private readonly pollMs: number,
   ) {}
 
-  /** Resolve with the task's row once it is in a final state; reject with `timeoutError()` after `timeoutMs`. */
-  async wait(id: string, timeoutMs?: number, timeoutError?: () => Error): Promise<TaskRecord> {
-    let waiter!: Waiter;
-    const done = new Promise<TaskRecord>((resolve, reject) => {
-      waiter = { resolve, reject };
-    });
-    let set = this.waiters.get(id);
-    if (!set) {
-      set = new Set();
-      this.waiters.set(id, set);
-    }
-    set.add(waiter);
+  /**
+   * Resolve with the tasks' rows once all are in a final state (in the order of `ids`); reject
+   * with `timeoutError()` after `timeoutMs`. With `mayNotExistYet`, a missing row means "not
+   * enqueued yet" (a chain's later step, a chord's callback), not an error.
+   */
+  async wait(ids: string[], opts: { timeoutMs?: number; timeoutError?: () => Error; mayNotExistYet?: boolean } = {}): Promise<TaskRecord[]> {
+    const mine: Array<[string, Waiter]> = [];
+    const settled = Promise.all(
+      ids.map(
+        (id) =>
+          new Promise<TaskRecord>((resolve, reject) => {
+            const waiter = { resolve, reject, mayNotExistYet: opts.mayNotExistYet === true };
+            let set = this.waiters.get(id);
+            if (!set) {
+              set = new Set();
+              this.waiters.set(id, set);
+            }
+            set.add(waiter);
+            mine.push([id, waiter]);
+          }),
+      ),
+    );
     let timer: NodeJS.Timeout | undefined;
-    if (timeoutMs !== undefined) {
+    const gaveUp = new Promise<never>((_, reject) => {
+      if (opts.timeoutMs === undefined) return;
       timer = setTimeout(() => {
-        const s = this.waiters.get(id);
-        s?.delete(waiter);
-        if (s && s.size === 0) {
-          this.waiters.delete(id);
-          this.drop([id]);
-        }
-        waiter.reject(timeoutError ? timeoutError() : new Error(`timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-    }
+        reject(opts.timeoutError ? opts.timeoutError() : new Error(`timed out after ${opts.timeoutMs} ms`));
+      }, opts.timeoutMs);
+    });
+    gaveUp.catch(() => {});
     try {
-      await this.subscribe();
-      await runPrepared(this.pool, statement(this.schema, "result_waiter_add"), [[id], this.token]);
-      this.startPoll();
-      await this.check([id]);
-      return await done;
+      await Promise.race([
+        (async () => {
+          await this.subscribe();
+          await runPrepared(this.pool, statement(this.schema, "result_waiter_add"), [ids, this.token]);
+          this.startPoll();
+          await this.check(ids);
+        })(),
+        gaveUp,
+      ]);
+      return await Promise.race([settled, gaveUp]);
     } finally {
       clearTimeout(timer);
+      // Whatever did not settle (timeout, or another member failed first) stops waiting.
+      const dropped: string[] = [];
+      for (const [id, w] of mine) {
+        const set = this.waiters.get(id);
+        if (!set || !set.delete(w)) continue;
+        if (set.size === 0) {
+          this.waiters.delete(id);
+          dropped.push(id);
+        }
+      }
+      if (dropped.length > 0) this.drop(dropped);
+      settled.catch(() => {});
     }
   }
 
@@ -138,9 +163,15 @@ export class ResultWaiters {
           if (found.has(id)) continue;
           const set = this.waiters.get(id);
           if (!set) continue;
-          this.waiters.delete(id);
-          finished.push(id);
-          for (const w of set) w.reject(new Error(`pgjobs: task ${id} does not exist (never enqueued, or pruned after its retention)`));
+          for (const w of set) {
+            if (w.mayNotExistYet) continue;
+            set.delete(w);
+            w.reject(new Error(`pgjobs: task ${id} does not exist (never enqueued, or pruned after its retention)`));
+          }
+          if (set.size === 0) {
+            this.waiters.delete(id);
+            finished.push(id);
+          }
         }
         if (finished.length > 0) this.drop(finished);
       }
@@ -191,12 +222,19 @@ export class AsyncResult<R = unknown> {
     readonly id: string,
     readonly taskName: string,
     private readonly backend: ResultBackend,
+    /** A workflow step not enqueued yet (a chain's later step, a chord's callback) reads as pending. */
+    readonly mayNotExistYet = false,
   ) {}
 
   /** The task's row as SQL sees it now. */
   async record(): Promise<TaskRecord> {
     const [row] = await runPrepared<TaskRecord>(this.backend.pool, statement(this.backend.schema, "task_get_many"), [[this.id]]);
-    if (!row) throw new Error(`pgjobs: task ${this.taskName} (id ${this.id}) does not exist (never enqueued, or pruned after its retention)`);
+    if (!row) {
+      if (this.mayNotExistYet) {
+        return { id: this.id, name: this.taskName, state: "pending", result: null, error: null, progress: null, attempts: 0, max_attempts: 0, queue: "" };
+      }
+      throw new Error(`pgjobs: task ${this.taskName} (id ${this.id}) does not exist (never enqueued, or pruned after its retention)`);
+    }
     return row;
   }
 
@@ -221,12 +259,12 @@ export class AsyncResult<R = unknown> {
    * `timeout` milliseconds.
    */
   async get(options: { timeout?: number } = {}): Promise<R> {
-    const rec = await this.backend.waiters.wait(
-      this.id,
-      options.timeout,
-      () => new TimeoutError(`task ${this.taskName} (id ${this.id}) did not finish within ${options.timeout} ms: call get() again to keep waiting`),
-    );
-    return unwrap<R>(rec, this.taskName);
+    const [rec] = await this.backend.waiters.wait([this.id], {
+      timeoutMs: options.timeout,
+      timeoutError: () => new TimeoutError(`task ${this.taskName} (id ${this.id}) did not finish within ${options.timeout} ms: call get() again to keep waiting`),
+      mayNotExistYet: this.mayNotExistYet,
+    });
+    return unwrap<R>(rec!, this.taskName);
   }
 
   /** Cancel the task: a queued task never runs; a running one has its ctx.signal aborted. */

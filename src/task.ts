@@ -73,9 +73,22 @@ export interface Signature<R = unknown> {
   readonly args: Json[];
   readonly options: SignatureOptions;
   readonly immutable: boolean;
+  /** Error callbacks (Celery's link_error), applied with `{id, name, error}` of the failed task prepended. */
+  readonly errbacks?: Signature[];
   /** Type-level only: the handler's result. */
   readonly __result?: R;
 }
+
+/** What signatures made by task handles can also do (non-enumerable: the data stays plain JSON). */
+export interface SignatureMethods<R> {
+  /** A copy of this signature with an error callback added. */
+  onError(errback: Signature): BoundSignature<R>;
+  /** Enqueue this signature. */
+  applyAsync(options?: { db?: DbLike }): Promise<AsyncResult<R>>;
+  delay(): Promise<AsyncResult<R>>;
+}
+
+export type BoundSignature<R> = Signature<R> & SignatureMethods<R>;
 
 /** Arguments after the first: what `.s()` takes when a chain supplies the first one. */
 export type TailArgs<A extends unknown[]> = A extends [unknown, ...infer T] ? T : never;
@@ -90,9 +103,9 @@ export interface Task<A extends unknown[], R> {
   /** Enqueue with options: `await add.applyAsync([2, 2], { countdown: 60, db: trx })`. */
   applyAsync(args: A, options?: ApplyOptions): Promise<AsyncResult<Awaited<R>>>;
   /** A signature; in a chain or chord the previous result is prepended to these arguments. */
-  s(...args: A | TailArgs<A>): Signature<Awaited<R>>;
+  s(...args: A | TailArgs<A>): BoundSignature<Awaited<R>>;
   /** An immutable signature: called with exactly these arguments. */
-  si(...args: A): Signature<Awaited<R>>;
+  si(...args: A): BoundSignature<Awaited<R>>;
   /** A signature with options: `add.signature([2, 2], { queue: "math" })`. */
-  signature(args: A | TailArgs<A>, options?: SignatureOptions & { immutable?: boolean }): Signature<Awaited<R>>;
+  signature(args: A | TailArgs<A>, options?: SignatureOptions & { immutable?: boolean }): BoundSignature<Awaited<R>>;
 }
