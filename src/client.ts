@@ -16,6 +16,7 @@ import type { ApplyOptions, BoundSignature, Handler, Signature, SignatureOptions
 import { applyCanvas, COLLECT_TASK, signatureJobs } from "./canvas.js";
 import { Worker, type WorkerOptions } from "./worker.js";
 import type { JobsEvents } from "./events.js";
+import { defineSchedule, saveSchedule, Scheduler, type ScheduleDefinition, type ScheduleSpec, type SchedulerOptions } from "./scheduler.js";
 
 export interface JobsOptions {
   /** Postgres connection string. Give this or `pool`. */
@@ -60,6 +61,7 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
   readonly maxPayloadBytes: number;
   private readonly ownsPool: boolean;
   private readonly registry = new Map<string, AnyTask>();
+  private readonly schedules = new Map<string, ScheduleDefinition>();
   private readonly enqueuer: Enqueuer;
   private listenerInstance: Listener | null = null;
   private readonly workers = new Set<Worker>();
@@ -150,6 +152,33 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     });
     signatureJobs.set(bound, this);
     return bound;
+  }
+
+  /**
+   * A periodic schedule (Celery beat), defined in code and written to `jobs.schedules` when a
+   * worker with `beat` (or `pgjobs beat`) starts. Fires exactly once per tick however many
+   * schedulers run.
+   *
+   * ```ts
+   * jobs.schedule("nightly-report", { cron: "0 2 * * *", timezone: "Europe/Berlin" }, produceReport.s("today"));
+   * jobs.schedule("heartbeat", { every: "10m" }, ping.s());
+   * ```
+   */
+  schedule(name: string, spec: ScheduleSpec, signature: Signature): ScheduleDefinition {
+    const def = defineSchedule(this, name, spec, signature);
+    if (this.schedules.has(name)) throw new InvalidInputError(`schedule ${name} is defined twice: give each schedule a unique name`);
+    this.schedules.set(name, def);
+    return def;
+  }
+
+  /** Write the schedules defined in code to the database (updating their definitions). */
+  async syncSchedules(): Promise<void> {
+    for (const def of this.schedules.values()) await saveSchedule(this, def, true);
+  }
+
+  /** A scheduler (beat): fires due schedules until stop(). */
+  scheduler(options: SchedulerOptions = {}): Scheduler {
+    return new Scheduler(this, options);
   }
 
   /** The registered task of that name, if any. */

@@ -15,3 +15,4 @@ export type { Duration } from "./duration.js";
 export type { DbLike } from "./db.js";
 export { group, chain, chord, map, starmap, chunks, applyCanvas, Group, Chain, Chord, GroupResult, type Canvas, type CanvasResult, type ResultHandle } from "./canvas.js";
 export type { BoundSignature, SignatureMethods, TailArgs } from "./task.js";
+export { Scheduler, nextFireTimes, type ScheduleSpec, type SchedulerOptions, type MisfirePolicy, type ScheduleDefinition } from "./scheduler.js";

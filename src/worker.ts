@@ -13,6 +13,7 @@ import { toJsonText, type Json } from "./json.js";
 import { taskLogger } from "./logger.js";
 import { channels, statement } from "./sql.js";
 import type { TaskContext } from "./task.js";
+import type { Scheduler } from "./scheduler.js";
 
 export interface WorkerOptions {
   /** Queues to serve. Default ["default"]. */
@@ -37,6 +38,8 @@ export interface WorkerOptions {
   retention?: Duration | false;
   /** A name shown in jobs.workers. Default host:pid. */
   name?: string;
+  /** Also fire periodic schedules (Celery's -B); any number of workers may. Default false. */
+  beat?: boolean;
 }
 
 /** A task row as task_claim_many returns it. */
@@ -102,7 +105,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly graceMs: number;
   private readonly retentionS: number | null;
   private readonly name: string;
+  private readonly beat: boolean;
   private readonly finisher: Finisher;
+  private scheduler: Scheduler | null = null;
 
   private readonly active = new Map<string, Running>();
   private buffer: Claimed[] = [];
@@ -143,6 +148,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.graceMs = toMs(options.shutdownGrace ?? 30_000, "shutdownGrace");
     this.retentionS = options.retention === false ? null : toMs(options.retention ?? "7d", "retention") / 1000;
     this.name = options.name ?? `${hostname()}:${process.pid}`;
+    this.beat = options.beat ?? false;
     if (this.heartbeatMs >= this.leaseMs) {
       throw new PgJobsError(`heartbeatInterval (${this.heartbeatMs} ms) must be shorter than lease (${this.leaseMs} ms), or leases lapse on live workers`);
     }
@@ -184,7 +190,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     void this.stageDue();
     void this.maintain();
     this.wake(this.queues);
-    this.jobs.log.info({ worker: this.id, queues: this.queues, concurrency: this.concurrency }, "worker started");
+    if (this.beat) this.scheduler = await this.jobs.scheduler().start();
+    this.jobs.log.info({ worker: this.id, queues: this.queues, concurrency: this.concurrency, beat: this.beat }, "worker started");
     return this;
   }
 
@@ -505,6 +512,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private async shutdown(graceMs: number): Promise<void> {
     this.state = "stopping";
+    await this.scheduler?.stop();
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
     // Keep the heartbeat while tasks finish; stop everything else.
