@@ -16,3 +16,4 @@ export type { DbLike } from "./db.js";
 export { group, chain, chord, map, starmap, chunks, applyCanvas, Group, Chain, Chord, GroupResult, type Canvas, type CanvasResult, type ResultHandle } from "./canvas.js";
 export type { BoundSignature, SignatureMethods, TailArgs } from "./task.js";
 export { Scheduler, nextFireTimes, type ScheduleSpec, type SchedulerOptions, type MisfirePolicy, type ScheduleDefinition } from "./scheduler.js";
+export { status, showTask, purge, type Status } from "./admin.js";

@@ -30,6 +30,10 @@ export interface MigrateOptions {
   log?: (line: string) => void;
   /** Read migrations from another folder (tests). */
   dir?: string;
+  /** Grant an existing role what a producer needs: enqueue and read results, nothing more. */
+  producerRole?: string;
+  /** Grant an existing role what a worker needs. */
+  workerRole?: string;
 }
 
 export interface MigrateResult {
@@ -163,6 +167,15 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
         }
         log(`applied ${m.file}`);
         applied.push(m.file);
+      }
+      for (const [role, fn] of [[options.producerRole, "grant_producer"], [options.workerRole, "grant_worker"]] as const) {
+        if (role === undefined) continue;
+        const { rows: found } = await client.query("select 1 from pg_roles where rolname = $1", [role]);
+        if (found.length === 0) {
+          throw new PgJobsError(`role ${JSON.stringify(role)} does not exist: create it first (create role ${pg.escapeIdentifier(role)} login password '...'), then run migrate again`);
+        }
+        await client.query(`select ${schema}.${fn}($1)`, [role]);
+        log(`granted ${fn === "grant_producer" ? "producer" : "worker"} privileges to ${role}`);
       }
       return { schema, applied, current: [...done] };
     } finally {
