@@ -1,8 +1,9 @@
 -- task_renew_leases: the worker's heartbeat. Extends the lease of every task it still holds
 -- and returns their ids; a task missing from the answer was cancelled or rescued, and the worker
 -- aborts it. $1 worker_id uuid, $2 ids bigint[], $3 lease_ms int
--- Locks: the worker's row and its running tasks. Index: tasks_pkey. lease_until is in no index,
--- so the update is HOT where the page has room (fillfactor 80).
+-- Locks: the worker's row and its running tasks. Index: tasks_pkey. (lease_until is in the
+-- predicate of tasks_leased_idx, so a renewal is not HOT; renewals are rare: once per lease/3
+-- per running task, only for tasks that run that long.)
 with w as (
   update :SCHEMA.workers set heartbeat_at = now() where id = $1 returning id
 ), held as (

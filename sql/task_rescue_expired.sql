@@ -1,12 +1,12 @@
 -- task_rescue_expired: tasks whose worker stopped renewing their lease (crashed, killed, cut
 -- off) run again; the attempt that was lost counts. A task with no attempts left fails for good.
 -- $1 limit int. Locks: the rescued rows (SKIP LOCKED: every worker may run the rescuer).
--- Index: tasks_running_idx (the running set is small: at most the workers' total concurrency).
+-- Index: tasks_leased_idx (the leased set is small: at most the workers' total concurrency).
 -- Time comes from the database, so clock skew between hosts cannot rescue a live task.
 with expired as materialized (
   select id
     from :SCHEMA.tasks
-   where state = 'running' and lease_until < now()
+   where lease_until is not null and lease_until < now() and state = 'running'
    limit $1
      for update skip locked
 ), rescued as (

@@ -85,9 +85,14 @@ export class ResultWaiters {
     try {
       await Promise.race([
         (async () => {
-          await this.subscribe();
-          await runPrepared(this.pool, statement(this.schema, "result_waiter_add"), [ids, this.token]);
           this.startPoll();
+          try {
+            await this.subscribe();
+            await runPrepared(this.pool, statement(this.schema, "result_waiter_add"), [ids, this.token]);
+          } catch (err) {
+            // The database is unreachable: the poll registers and re-reads once it is back.
+            this.log.warn({ err: (err as Error).message }, "could not register a result waiter yet; polling");
+          }
           await this.check(ids);
         })(),
         gaveUp,
@@ -144,7 +149,7 @@ export class ResultWaiters {
         this.recheck.clear();
         let rows: TaskRecord[];
         try {
-          rows = await runPrepared<TaskRecord>(this.pool, statement(this.schema, "task_get_many"), [batch]);
+          rows = await runPrepared<TaskRecord>(this.pool, statement(this.schema, "task_wait_check"), [batch]);
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, "reading results failed; the poll will retry");
           return;

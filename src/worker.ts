@@ -210,6 +210,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
     void this.fill();
   }
 
+  private fillScheduled = false;
+
+  /**
+   * Claim on the next turn of the event loop: handlers that finish in the same turn free their
+   * slots together, so one claim fills them all instead of one claim per slot.
+   */
+  private fillSoon(): void {
+    if (this.fillScheduled) return;
+    this.fillScheduled = true;
+    setImmediate(() => {
+      this.fillScheduled = false;
+      void this.fill();
+    });
+  }
+
   private capacity(): number {
     return this.concurrency + this.prefetch - this.active.size - this.buffer.length;
   }
@@ -354,7 +369,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.dispatch();
       // A slot freed up: claim more from queues that may have more. Queues whose last claim came
       // back short are asked again only after a notification or the poll.
-      if (this.state === "running" && this.hungry.size > 0 && this.capacity() > 0) void this.fill();
+      if (this.state === "running" && this.hungry.size > 0 && this.capacity() > 0) this.fillSoon();
       if (this.active.size === 0) this.drained?.();
       this.checkIdle();
     }
