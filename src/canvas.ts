@@ -1,5 +1,6 @@
 import type { Jobs } from "./client.js";
-import { currentTask, context } from "./context.js";
+import { currentTask, context, type Headers } from "./context.js";
+import { enqueueHeaders } from "./hooks.js";
 import { runOn, runPrepared, type DbLike } from "./db.js";
 import { toMs } from "./duration.js";
 import { InvalidInputError, TimeoutError } from "./errors.js";
@@ -310,11 +311,33 @@ export async function applyCanvas<R>(c: Canvas<R>, options: ApplyCanvasOptions =
   const node = toNode(jobs, c);
   if (node.t === "chain" && node.steps.length === 0) throw new InvalidInputError("an empty chain has nothing to run: give it at least one signature");
   const st = statement(jobs.schema, "canvas_apply");
-  const values = [JSON.stringify(node), currentTask.getStore()?.id ?? null, JSON.stringify(context.get())];
+  const headers = jobs.hooks.length > 0 ? enqueueHeaders(jobs.hooks, canvasNames(node), canvasQueues(node), context.get() as Headers) : context.get();
+  const values = [JSON.stringify(node), currentTask.getStore()?.id ?? null, JSON.stringify(headers)];
   const rows = options.db
     ? await runOn<{ canvas: Node }>(options.db, st, values)
     : await runPrepared<{ canvas: Node }>(jobs.pool, st, values);
-  return handleFor(jobs, rows[0]!.canvas) as ResultHandle<R>;
+  const applied = rows[0]!.canvas;
+  await jobs.afterEnqueue(canvasSigs(applied).map((n) => ({ id: String(n.id), name: n.name, queue: n.queue })), options.db !== undefined);
+  return handleFor(jobs, applied) as ResultHandle<R>;
 }
+
+type SigNode = Extract<Node, { t: "sig" }>;
+
+/** Every signature of a canvas (the tasks it will create), in tree order. */
+function canvasSigs(n: Node): SigNode[] {
+  switch (n.t) {
+    case "sig":
+      return [n];
+    case "chain":
+      return n.steps.flatMap(canvasSigs);
+    case "group":
+      return n.members.flatMap(canvasSigs);
+    case "chord":
+      return [...n.header.flatMap(canvasSigs), ...canvasSigs(n.body)];
+  }
+}
+
+const canvasNames = (n: Node) => [...new Set(canvasSigs(n).map((s) => s.name))];
+const canvasQueues = (n: Node) => [...new Set(canvasSigs(n).map((s) => s.queue))];
 
 export { FINAL_STATES };

@@ -15,7 +15,8 @@ import { statement } from "./sql.js";
 import type { ApplyOptions, BoundSignature, Handler, Signature, SignatureOptions, Task, TaskOptions } from "./task.js";
 import { applyCanvas, COLLECT_TASK, signatureJobs } from "./canvas.js";
 import { Worker, type WorkerOptions } from "./worker.js";
-import type { JobsEvents } from "./events.js";
+import type { JobsEvents, TaskEventInfo } from "./events.js";
+import { enqueueHeaders, type JobsHook } from "./hooks.js";
 import { defineSchedule, saveSchedule, Scheduler, type ScheduleDefinition, type ScheduleSpec, type SchedulerOptions } from "./scheduler.js";
 
 export interface JobsOptions {
@@ -61,6 +62,8 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
   readonly maxPayloadBytes: number;
   private readonly ownsPool: boolean;
   private readonly registry = new Map<string, AnyTask>();
+  /** @internal Integrations, in the order added. */
+  readonly hooks: JobsHook[] = [];
   private readonly schedules = new Map<string, ScheduleDefinition>();
   private readonly enqueuer: Enqueuer;
   private listenerInstance: Listener | null = null;
@@ -197,7 +200,9 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     }
     const row = this.buildRow(task, args, options);
     const [id] = await this.enqueuer.insert([row], options.db);
-    this.emit("enqueued", { id: id!, name: task.name, queue: row.queue });
+    const info = { id: id!, name: task.name, queue: row.queue };
+    this.emit("enqueued", info);
+    await this.afterEnqueue([info], options.db !== undefined);
     return new AsyncResult<R>(id!, task.name, this);
   }
 
@@ -211,10 +216,24 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
   async enqueueMany(signatures: Signature[], options: { db?: DbLike } = {}): Promise<AsyncResult[]> {
     const rows = signatures.map((s) => this.rowFromSignature(s));
     const ids = await this.enqueuer.insert(rows, options.db);
-    return ids.map((id, i) => {
-      this.emit("enqueued", { id, name: rows[i]!.name, queue: rows[i]!.queue });
-      return new AsyncResult(id, rows[i]!.name, this);
-    });
+    const infos = ids.map((id, i) => ({ id, name: rows[i]!.name, queue: rows[i]!.queue }));
+    for (const info of infos) this.emit("enqueued", info);
+    await this.afterEnqueue(infos, options.db !== undefined);
+    return infos.map((info) => new AsyncResult(info.id, info.name, this));
+  }
+
+  /** Integrations: see JobsHook. Returns a function that removes the hook. */
+  addHook(hook: JobsHook): () => void {
+    this.hooks.push(hook);
+    return () => {
+      const i = this.hooks.indexOf(hook);
+      if (i >= 0) this.hooks.splice(i, 1);
+    };
+  }
+
+  /** @internal */
+  async afterEnqueue(infos: TaskEventInfo[], inTransaction: boolean): Promise<void> {
+    for (const hook of this.hooks) if (hook.afterEnqueue) await hook.afterEnqueue(infos, { inTransaction });
   }
 
   /** @internal A signature's row, with the defaults of its registered task. */
@@ -251,7 +270,8 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     if (o.key !== undefined && (typeof o.key !== "string" || o.key.length === 0)) {
       throw new InvalidInputError(`task ${name}: key must be a non-empty string`);
     }
-    const headers: Headers = o.headers ? { ...context.get(), ...o.headers } : (context.get() as Headers);
+    let headers: Headers = o.headers ? { ...context.get(), ...o.headers } : (context.get() as Headers);
+    if (this.hooks.length > 0) headers = enqueueHeaders(this.hooks, [name], [queue], headers);
     return {
       name,
       args: toJsonText(args, name, "args", this.maxPayloadBytes),
@@ -260,7 +280,7 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
       runAt,
       maxAttempts: retries + 1,
       key: o.key ?? null,
-      headers: o.headers ? toJsonText(headers, name, "headers") : JSON.stringify(headers),
+      headers: o.headers || this.hooks.length > 0 ? toJsonText(headers, name, "headers") : JSON.stringify(headers),
       parentId: currentTask.getStore()?.id ?? null,
       groupId: null,
       chordId: null,

@@ -17,3 +17,4 @@ export { group, chain, chord, map, starmap, chunks, applyCanvas, Group, Chain, C
 export type { BoundSignature, SignatureMethods, TailArgs } from "./task.js";
 export { Scheduler, nextFireTimes, type ScheduleSpec, type SchedulerOptions, type MisfirePolicy, type ScheduleDefinition } from "./scheduler.js";
 export { status, showTask, purge, type Status } from "./admin.js";
+export type { JobsHook } from "./hooks.js";

@@ -14,6 +14,7 @@ import { taskLogger } from "./logger.js";
 import { channels, statement } from "./sql.js";
 import type { TaskContext } from "./task.js";
 import type { Scheduler } from "./scheduler.js";
+import { aroundAttempt } from "./hooks.js";
 
 export interface WorkerOptions {
   /** Queues to serve. Default ["default"]. */
@@ -317,8 +318,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
         );
       }
       const ctx = this.context(row, controller.signal);
+      const call = () => withHeaders(row.headers, { id: row.id, name: row.name }, async () => (await task.handler(ctx, ...row.args)) as Json);
       const result = await Promise.race([
-        withHeaders(row.headers, { id: row.id, name: row.name }, () => task.handler(ctx, ...row.args)),
+        this.jobs.hooks.length > 0 ? aroundAttempt(this.jobs.hooks, { ...info, runAt: row.run_at, claimedAt: row.started_at }, row.headers, call) : call(),
         aborted,
       ]);
       if (running.settled) return;
