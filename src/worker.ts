@@ -81,6 +81,8 @@ export interface WorkerEvents {
   claimed: [{ queue: string; count: number }];
   /** Nothing running, nothing buffered, and the last claim of every queue came back short. */
   idle: [];
+  /** This worker's rescuer made tasks whose lease lapsed runnable again (or failed them for good). */
+  rescued: [{ ids: string[]; failed: string[] }];
   /** A late acknowledgement changed nothing (the task was rescued, cancelled or re-run). */
   stale: [{ id: string; attempt: number }];
   stopped: [];
@@ -487,6 +489,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const [r] = await runPrepared<{ ids: string[]; failed: string[] }>(pool, this.st("task_rescue_expired"), [1000]);
       if (r && r.ids.length > 0) {
         this.jobs.log.warn({ rescued: r.ids.length, failedForGood: r.failed.length }, "rescued tasks whose lease lapsed");
+        this.emit("rescued", { ids: r.ids, failed: r.failed });
       }
       if (Date.now() - this.lastPrune >= 60_000) {
         this.lastPrune = Date.now();
