@@ -41,6 +41,12 @@ export interface WorkerOptions {
   name?: string;
   /** Also fire periodic schedules (Celery's -B); any number of workers may. Default false. */
   beat?: boolean;
+  /**
+   * VACUUM the tasks table when dead tuples pile up (more than 20,000 and 5 % of live rows),
+   * one worker at a time, if this role owns the table. Claimed tasks leave dead entries in front
+   * of the claim, and autovacuum comes by at most once a minute. Default true.
+   */
+  vacuum?: boolean;
 }
 
 /** A task row as task_claim_many returns it. */
@@ -109,6 +115,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly retentionS: number | null;
   private readonly name: string;
   private readonly beat: boolean;
+  private readonly vacuum: boolean;
   private readonly finisher: Finisher;
   private scheduler: Scheduler | null = null;
 
@@ -152,6 +159,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.retentionS = options.retention === false ? null : toMs(options.retention ?? "7d", "retention") / 1000;
     this.name = options.name ?? `${hostname()}:${process.pid}`;
     this.beat = options.beat ?? false;
+    this.vacuum = options.vacuum ?? true;
     if (this.heartbeatMs >= this.leaseMs) {
       throw new PgJobsError(`heartbeatInterval (${this.heartbeatMs} ms) must be shorter than lease (${this.leaseMs} ms), or leases lapse on live workers`);
     }
@@ -491,6 +499,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.jobs.log.warn({ rescued: r.ids.length, failedForGood: r.failed.length }, "rescued tasks whose lease lapsed");
         this.emit("rescued", { ids: r.ids, failed: r.failed });
       }
+      if (this.vacuum) await this.vacuumIfDue();
       if (Date.now() - this.lastPrune >= 60_000) {
         this.lastPrune = Date.now();
         if (this.retentionS !== null) {
@@ -504,6 +513,27 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
     } catch (err) {
       this.jobs.log.warn({ err: (err as Error).message }, "maintenance failed; retrying at the next interval");
+    }
+  }
+
+  /** See WorkerOptions.vacuum. The advisory lock keeps it to one worker at a time. */
+  private async vacuumIfDue(): Promise<void> {
+    const [due] = await runPrepared<{ dead: string; live: string; due: boolean }>(this.jobs.pool, this.st("task_vacuum_due"), [20_000, 0.05]);
+    if (!due?.due) return;
+    const client = await this.jobs.pool.connect();
+    const key = `pgjobs.vacuum:${this.jobs.schema}`;
+    try {
+      const { rows } = await client.query<{ ok: boolean }>("select pg_try_advisory_lock(hashtext('pgjobs'), hashtext($1)) as ok", [key]);
+      if (!rows[0]?.ok) return;
+      try {
+        const t = performance.now();
+        await client.query(`vacuum ${this.jobs.schema}.tasks`);
+        this.jobs.log.info({ deadTuples: Number(due.dead), ms: Math.round(performance.now() - t) }, "vacuumed the tasks table");
+      } finally {
+        await client.query("select pg_advisory_unlock(hashtext('pgjobs'), hashtext($1))", [key]);
+      }
+    } finally {
+      client.release();
     }
   }
 
