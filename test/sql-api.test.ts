@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { test } from "node:test";
+import type pg from "pg";
+import { statement } from "../src/sql.js";
+import { useDatabase } from "./helpers/db.js";
+
+const db = useDatabase();
+
+async function count(where: string, params: unknown[] = []): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from jobs.tasks where ${where}`, params);
+  return rows[0]!.n;
+}
+
+/** The error `promise` rejects with, which must be a one-line SQL error with code 22023. */
+async function invalidInput(promise: Promise<unknown>): Promise<Error & { code?: string }> {
+  let caught: (Error & { code?: string }) | undefined;
+  await promise.catch((err) => (caught = err));
+  assert.ok(caught, "expected the statement to fail");
+  assert.equal(caught.code, "22023", `invalid_parameter_value, got ${caught.code}: ${caught.message}`);
+  assert.ok(!caught.message.includes("\n"), `one line: ${JSON.stringify(caught.message)}`);
+  return caught;
+}
+
+test("select jobs.enqueue('add', '[2,2]') returns an id and a ready row", async () => {
+  const { rows } = await db.query("select jobs.enqueue('add', '[2,2]') as id");
+  const id = rows[0].id;
+  assert.match(String(id), /^\d+$/);
+  const task = await db.query("select name, args, queue, state, attempts, priority from jobs.tasks where id = $1", [id]);
+  assert.deepEqual(task.rows, [{ name: "add", args: [2, 2], queue: "default", state: "ready", attempts: 0, priority: 0 }]);
+});
+
+test("an enqueue whose transaction rolls back leaves nothing", async () => {
+  const client = await db.connect();
+  await client.query("begin");
+  const { rows } = await client.query("select jobs.enqueue('rolled_back', '[]') as id");
+  assert.equal(await count("name = 'rolled_back'"), 0, "invisible to others before commit");
+  await client.query("rollback");
+  assert.equal(await count("id = $1 or name = 'rolled_back'", [rows[0].id]), 0);
+});
+
+test("enqueue_many returns the ids in input order, a dedup key's holder included", async () => {
+  const key = `k-${randomUUID()}`;
+  const holder = (await db.query("select jobs.enqueue('holder', '[]', key => $1) as id", [key])).rows[0].id;
+  const { rows } = await db.query<{ id: string }>(
+    "select id from jobs.enqueue_many(array['m1', 'm2', 'm3', 'm4'], keys => array[null, $1, null, null])",
+    [key],
+  );
+  const ids = rows.map((r) => r.id);
+  assert.equal(ids.length, 4);
+  assert.equal(ids[1], holder, "the keyed entry returns the unfinished holder's id");
+  // The holder is older than the rest, so an ascending sort would misplace it: order is input order.
+  const named = await db.query<{ id: string; name: string }>("select id, name from jobs.tasks where id = any($1::bigint[])", [ids]);
+  const nameOf = new Map(named.rows.map((r) => [r.id, r.name]));
+  assert.deepEqual(ids.map((id) => nameOf.get(id)), ["m1", "holder", "m3", "m4"]);
+});
+
+test("a dedup key returns the unfinished task's id, and is free again once it finished", async () => {
+  const key = `k-${randomUUID()}`;
+  const enqueue = async () => (await db.query("select jobs.enqueue('dedup', '[1]', key => $1) as id", [key])).rows[0].id;
+  const first = await enqueue();
+  assert.equal(await enqueue(), first);
+  assert.equal(await count("key = $1", [key]), 1);
+
+  await db.query("update jobs.tasks set state = 'succeeded', finished_at = now() where id = $1", [first]);
+  const next = await enqueue();
+  assert.notEqual(next, first);
+  assert.equal(await count("key = $1", [key]), 2);
+});
+
+test("bad input raises a one-line error and writes nothing", async () => {
+  const before = await count("true");
+  const queue = await invalidInput(db.query("select jobs.enqueue('bad', '[]', queue => 'no spaces allowed')"));
+  assert.match(queue.message, /queue/);
+  const priority = await invalidInput(db.query("select jobs.enqueue('bad', '[]', priority => 101)"));
+  assert.match(priority.message, /priority 101/);
+  const args = await invalidInput(db.query(`select jobs.enqueue('bad', '{"a": 1}')`));
+  assert.match(args.message, /args must be a JSON array/);
+  // One bad element fails the whole batch: its good neighbours are not written either.
+  await invalidInput(db.query("select * from jobs.enqueue_many(array['good', 'bad', 'good'], priorities => array[0, 101, 0])"));
+  assert.equal(await count("true"), before);
+});
+
+test("a delay or a run_at in the future gives a pending task", async () => {
+  const delayed = (await db.query("select jobs.enqueue('later', '[]', delay => interval '1 hour') as id")).rows[0].id;
+  const at = (await db.query("select jobs.enqueue('later', '[]', run_at => now() + interval '10 minutes') as id")).rows[0].id;
+  const past = (await db.query("select jobs.enqueue('later', '[]', run_at => now() - interval '1 minute') as id")).rows[0].id;
+  const { rows } = await db.query<{ id: string; state: string; future: boolean }>(
+    "select id, state, run_at > now() as future from jobs.tasks where id = any($1::bigint[]) order by id",
+    [[delayed, at, past]],
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.id, r.state, r.future]),
+    [
+      [delayed, "pending", true],
+      [at, "pending", true],
+      [past, "ready", false],
+    ],
+  );
+});
+
+const claim = statement("jobs", "task_claim_many");
+
+async function claimBatch(client: pg.Client | pg.Pool, queue: string, limit: number, worker: string, leaseMs = 30_000) {
+  const { rows } = await client.query<{ id: string; attempts: number }>({ name: claim.name, text: claim.text, values: [queue, limit, worker, leaseMs] });
+  return rows;
+}
+
+test("a claim stamps worker, lease and attempt, and moves the task to running", async () => {
+  const id = (await db.query("select jobs.enqueue('stamp', '[]', queue => 'stamp') as id")).rows[0].id;
+  const worker = randomUUID();
+  const rows = await claimBatch(db.pool, "stamp", 10, worker, 60_000);
+  assert.deepEqual(rows.map((r) => [r.id, r.attempts]), [[id, 1]]);
+  const { rows: task } = await db.query(
+    `select state, worker_id, attempts, started_at is not null as started,
+            lease_until > now() as leased, lease_until <= now() + interval '61 seconds' as lease_bounded
+       from jobs.tasks where id = $1`,
+    [id],
+  );
+  assert.deepEqual(task, [{ state: "running", worker_id: worker, attempts: 1, started: true, leased: true, lease_bounded: true }]);
+  assert.deepEqual(await claimBatch(db.pool, "stamp", 10, randomUUID()), [], "a running task is not claimed again");
+});
+
+test("four sessions claiming 2,000 tasks concurrently never receive the same task", async () => {
+  const total = 2_000;
+  await db.query("select count(*) from jobs.enqueue_many(array(select 'race' from generate_series(1, $1::int)), queues => array(select 'race' from generate_series(1, $1::int)))", [total]);
+  const sessions = await Promise.all(Array.from({ length: 4 }, () => db.connect()));
+  const claimed = await Promise.all(
+    sessions.map(async (client, k) => {
+      const worker = randomUUID();
+      const ids: string[] = [];
+      for (let i = 0; ; i++) {
+        // Batch sizes 1..50, different per session and per round.
+        const rows = await claimBatch(client, "race", ((i * 7 + k * 13) % 50) + 1, worker);
+        if (rows.length === 0) break;
+        ids.push(...rows.map((r) => r.id));
+      }
+      return { worker, ids };
+    }),
+  );
+  const sum = claimed.reduce((n, c) => n + c.ids.length, 0);
+  const union = new Set(claimed.flatMap((c) => c.ids));
+  assert.equal(union.size, sum, "no task was claimed twice");
+  assert.equal(sum, total, "every task was claimed");
+  assert.ok(claimed.filter((c) => c.ids.length > 0).length >= 2, "the claimers really ran side by side");
+  for (const c of claimed) {
+    assert.equal(await count("id = any($1::bigint[]) and worker_id = $2 and state = 'running' and attempts = 1", [c.ids, c.worker]), c.ids.length);
+  }
+  assert.equal(await count("queue = 'race' and state = 'ready'"), 0);
+});
+
+/** A LISTEN session on "jobs.ready" that records payloads. */
+async function listen() {
+  const client = await db.connect();
+  const payloads: string[] = [];
+  const waiters: { payload: string; resolve: () => void }[] = [];
+  client.on("notification", (msg) => {
+    if (msg.channel !== "jobs.ready") return;
+    payloads.push(msg.payload ?? "");
+    for (const w of waiters) if (w.payload === msg.payload) w.resolve();
+  });
+  await client.query('listen "jobs.ready"');
+  return {
+    /**
+     * What arrived before a marker sent now: notifications are delivered in commit order, so
+     * anything an earlier commit sent has arrived once the marker has (no sleeping).
+     */
+    async received(): Promise<string[]> {
+      const marker = `marker-${randomUUID()}`;
+      const arrived = new Promise<void>((resolve) => waiters.push({ payload: marker, resolve }));
+      await db.query("select pg_notify('jobs.ready', $1)", [marker]);
+      await arrived;
+      const upTo = payloads.indexOf(marker);
+      const before = payloads.slice(0, upTo);
+      payloads.splice(0, upTo + 1);
+      return before.filter((p) => !p.startsWith("marker-"));
+    },
+  };
+}
+
+test("inserting 10,000 ready tasks in one statement sends one notification, with the queue's name", async () => {
+  const listener = await listen();
+  const names = Array.from({ length: 10_000 }, (_, i) => `bulk_${i}`);
+  const { rows } = await db.query("select count(*)::int as n from jobs.enqueue_many($1::text[])", [names]);
+  assert.equal(rows[0].n, 10_000);
+  assert.deepEqual(await listener.received(), ["default"]);
+});
+
+test("a statement inserting into two queues sends exactly one notification per queue", async () => {
+  const listener = await listen();
+  const names = Array.from({ length: 10_000 }, (_, i) => `mixed_${i}`);
+  const queues = names.map((_, i) => (i % 2 === 0 ? "mix_a" : "mix_b"));
+  await db.query("select count(*) from jobs.enqueue_many($1::text[], queues => $2::text[])", [names, queues]);
+  assert.deepEqual((await listener.received()).sort(), ["mix_a", "mix_b"]);
+});
+
+test("inserting future (pending) tasks sends no notification", async () => {
+  const listener = await listen();
+  await db.query(
+    "select count(*) from jobs.enqueue_many(array(select 'future' from generate_series(1, 100)), run_ats => array(select now() + interval '1 hour' from generate_series(1, 100)))",
+  );
+  assert.equal(await count("name = 'future' and state = 'pending'"), 100);
+  assert.deepEqual(await listener.received(), []);
+});
+
+test("ready notifications come from statement-level triggers", async () => {
+  // Postgres folds identical notifications within one transaction, so counting what a listener
+  // receives cannot tell a per-row trigger from a per-statement one; a per-row pg_notify would
+  // still cost 10,000 calls per 10,000-row insert. Hence this look at the catalog.
+  const { rows } = await db.query<{ tgname: string; row_level: boolean }>(
+    `select t.tgname, (t.tgtype & 1) = 1 as row_level
+       from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+      where t.tgrelid = 'jobs.tasks'::regclass and not t.tgisinternal and p.prosrc like '%pg_notify%'`,
+  );
+  assert.ok(rows.length > 0, "some trigger on jobs.tasks notifies");
+  assert.deepEqual(rows.filter((r) => r.row_level).map((r) => r.tgname), []);
+});
