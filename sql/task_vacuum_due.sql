@@ -5,7 +5,7 @@
 -- when dead tuples exceed $1 and $2 x live tuples, and this role may vacuum the table (owner).
 -- Reads the cumulative statistics (shared memory in PG 15): no table access.
 select s.n_dead_tup::int8 as dead, s.n_live_tup::int8 as live,
-       s.n_dead_tup > $1 and s.n_dead_tup > $2 * s.n_live_tup
+       s.n_dead_tup > $1::int8 and s.n_dead_tup > $2::float8 * s.n_live_tup
          and pg_has_role(current_user, c.relowner, 'USAGE') as due
   from pg_stat_user_tables s
   join pg_class c on c.oid = s.relid

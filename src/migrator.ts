@@ -91,12 +91,21 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
 
 type Queryable = pg.Pool | pg.Client | pg.PoolClient | string;
 
+// Duck-typed: a Pool from the application's own copy of pg fails `instanceof pg.Pool`, and then
+// begin/commit and the advisory lock would each go to whichever pooled connection is free.
+function isPool(db: unknown): db is pg.Pool {
+  const p = db as { totalCount?: unknown; idleCount?: unknown; connect?: unknown };
+  return typeof p.totalCount === "number" && typeof p.idleCount === "number" && typeof p.connect === "function";
+}
+
 /**
  * Apply pgjobs' schema. Idempotent, and safe to run concurrently (runs wait on an advisory lock).
  *
  * ```ts
  * await migrate("postgres://localhost/app", { schema: "jobs" });
  * ```
+ *
+ * Given a client, it must not be inside a transaction: each migration commits on its own.
  */
 export async function migrate(db: Queryable, options: MigrateOptions = {}): Promise<MigrateResult> {
   const schema = validateSchema(options.schema ?? "jobs");
@@ -110,7 +119,7 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
     await c.connect();
     client = c;
     release = () => c.end();
-  } else if (db instanceof pg.Pool) {
+  } else if (isPool(db)) {
     const c = await db.connect();
     client = c;
     release = async () => c.release();
