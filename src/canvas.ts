@@ -243,8 +243,18 @@ function sigNode(jobs: Jobs, s: Signature): Node {
   };
 }
 
-function collect(jobs: Jobs): Node {
-  return sigNode(jobs, { kind: "signature", task: COLLECT_TASK, args: [], options: {}, immutable: false });
+/** The collecting body of a group in a chord header runs on its members' queue, which a worker serves. */
+function collect(jobs: Jobs, members: Node[]): Node {
+  const queue = firstQueue(members);
+  return sigNode(jobs, { kind: "signature", task: COLLECT_TASK, args: [], options: queue ? { queue } : {}, immutable: false });
+}
+
+function firstQueue(nodes: Node[]): string | undefined {
+  for (const n of nodes) {
+    const q = n.t === "sig" ? n.queue : firstQueue(n.t === "chain" ? n.steps : n.t === "group" ? n.members : [...n.header, n.body]);
+    if (q) return q;
+  }
+  return undefined;
 }
 
 /**
@@ -259,7 +269,7 @@ export function toNode(jobs: Jobs, c: Canvas, inHeader = false): Node {
   switch (c.kind) {
     case "group": {
       const members = c.members.map((m) => toNode(jobs, m));
-      if (inHeader) return withErr({ t: "chord", header: members, body: collect(jobs) });
+      if (inHeader) return withErr({ t: "chord", header: members, body: collect(jobs, members) });
       return withErr({ t: "group", members });
     }
     case "chord":
@@ -285,7 +295,7 @@ export function toNode(jobs: Jobs, c: Canvas, inHeader = false): Node {
       if (inHeader && steps.length > 0) {
         // A chain inside a chord header reports with its last step; a trailing group must be collected.
         const last = steps[steps.length - 1]!;
-        if (last.t === "group") steps[steps.length - 1] = { t: "chord", header: last.members, body: collect(jobs), ...(last.errbacks ? { errbacks: last.errbacks } : {}) };
+        if (last.t === "group") steps[steps.length - 1] = { t: "chord", header: last.members, body: collect(jobs, last.members), ...(last.errbacks ? { errbacks: last.errbacks } : {}) };
       }
       return withErr({ t: "chain", steps });
     }

@@ -5,7 +5,7 @@ import { runPrepared, type DbLike } from "./db.js";
 import { toMs, type Duration } from "./duration.js";
 import { Enqueuer, type TaskRow } from "./enqueuer.js";
 import { InvalidInputError } from "./errors.js";
-import { validateQueue, validateSchema, validateTaskName } from "./identifiers.js";
+import { validateQueue, validateSchema, validateTaskId, validateTaskName } from "./identifiers.js";
 import { checkJson, toJsonText, type Json } from "./json.js";
 import { Listener } from "./listener.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -296,7 +296,7 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
 
   /** The result handle of a task by id, from any process. */
   result<R = unknown>(id: string | number | bigint, taskName = "task"): AsyncResult<R> {
-    return new AsyncResult<R>(String(id), taskName, this);
+    return new AsyncResult<R>(validateTaskId(id), taskName, this);
   }
 
   /** Cancel tasks by id; returns the ids that were cancelled (those not finished yet). */

@@ -31,3 +31,12 @@ export function validateTaskName(name: unknown): string {
   }
   return name;
 }
+
+/** A task id as jobs.tasks.id holds it: a whole number within bigint. Returned as a string. */
+export function validateTaskId(id: unknown): string {
+  const s = typeof id === "string" || typeof id === "number" || typeof id === "bigint" ? String(id).trim() : "";
+  if (!/^\d{1,19}$/.test(s) || BigInt(s) > 9223372036854775807n) {
+    throw new InvalidInputError(`invalid task id ${JSON.stringify(String(id))}: a task id is a whole number, as in jobs.tasks.id`);
+  }
+  return s;
+}

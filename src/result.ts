@@ -74,14 +74,26 @@ export class ResultWaiters {
           }),
       ),
     );
+    // The timeout bounds the waiting, not the first read: a task that already finished is
+    // returned even with { timeout: 1 }. If that first read itself hangs (the database is
+    // unreachable), the timeout still fires, one second late at most.
     let timer: NodeJS.Timeout | undefined;
+    let firstReadDone = false;
+    let expired = false;
+    let giveUp!: () => void;
     const gaveUp = new Promise<never>((_, reject) => {
-      if (opts.timeoutMs === undefined) return;
-      timer = setTimeout(() => {
-        reject(opts.timeoutError ? opts.timeoutError() : new Error(`timed out after ${opts.timeoutMs} ms`));
-      }, opts.timeoutMs);
+      giveUp = () => reject(opts.timeoutError ? opts.timeoutError() : new Error(`timed out after ${opts.timeoutMs} ms`));
     });
     gaveUp.catch(() => {});
+    if (opts.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        expired = true;
+        if (firstReadDone) giveUp();
+        else timer = setTimeout(giveUp, 1_000);
+      }, opts.timeoutMs);
+    }
+    let outcome: { value: TaskRecord[] } | null = null;
+    settled.then((value) => (outcome = { value }), () => {});
     try {
       await Promise.race([
         (async () => {
@@ -97,6 +109,11 @@ export class ResultWaiters {
         })(),
         gaveUp,
       ]);
+      firstReadDone = true;
+      // Let the waiters the first read settled resolve `settled` before looking at the clock.
+      await new Promise((r) => setImmediate(r));
+      if (outcome) return (outcome as { value: TaskRecord[] }).value;
+      if (expired) giveUp();
       return await Promise.race([settled, gaveUp]);
     } finally {
       clearTimeout(timer);
@@ -164,10 +181,13 @@ export class ResultWaiters {
           for (const w of set) w.resolve(row);
         }
         const found = new Set(rows.map((r) => r.id));
-        for (const id of batch) {
-          if (found.has(id)) continue;
+        const missing = batch.filter((id) => !found.has(id));
+        // Ids handed out but not enqueued yet (a workflow step still to come) read as pending.
+        const lastId = missing.length > 0 ? await lastTaskId(this.pool, this.schema).catch(() => null) : null;
+        for (const id of missing) {
           const set = this.waiters.get(id);
           if (!set) continue;
+          if (lastId === null || BigInt(id) <= lastId) continue;
           for (const w of set) {
             if (w.mayNotExistYet) continue;
             set.delete(w);
@@ -207,6 +227,12 @@ export class ResultWaiters {
   }
 }
 
+/** The highest task id handed out: an id at most this may still be enqueued (a workflow step). */
+async function lastTaskId(pool: pg.Pool, schema: string): Promise<bigint> {
+  const [row] = await runPrepared<{ last_id: string }>(pool, statement(schema, "task_last_id"), []);
+  return BigInt(row!.last_id);
+}
+
 export interface ResultBackend {
   readonly schema: string;
   readonly pool: pg.Pool;
@@ -235,7 +261,8 @@ export class AsyncResult<R = unknown> {
   async record(): Promise<TaskRecord> {
     const [row] = await runPrepared<TaskRecord>(this.backend.pool, statement(this.backend.schema, "task_get_many"), [[this.id]]);
     if (!row) {
-      if (this.mayNotExistYet) {
+      const lastId = this.mayNotExistYet ? null : await lastTaskId(this.backend.pool, this.backend.schema);
+      if (this.mayNotExistYet || (lastId !== null && BigInt(this.id) <= lastId)) {
         return { id: this.id, name: this.taskName, state: "pending", result: null, error: null, progress: null, attempts: 0, max_attempts: 0, queue: "" };
       }
       throw new Error(`pgjobs: task ${this.taskName} (id ${this.id}) does not exist (never enqueued, or pruned after its retention)`);
