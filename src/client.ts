@@ -294,9 +294,13 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     return this.enqueuer.insert(rows, db);
   }
 
-  /** The result handle of a task by id, from any process. */
-  result<R = unknown>(id: string | number | bigint, taskName = "task"): AsyncResult<R> {
-    return new AsyncResult<R>(validateTaskId(id), taskName, this);
+  /**
+   * The result handle of a task by id, from any process. A missing row is an error ("does not
+   * exist"), unless `mayNotExistYet`: then it reads as pending and get() waits, for the id of a
+   * workflow step or chord callback that is not enqueued yet (applyCanvas returns such ids).
+   */
+  result<R = unknown>(id: string | number | bigint, taskName = "task", options: { mayNotExistYet?: boolean } = {}): AsyncResult<R> {
+    return new AsyncResult<R>(validateTaskId(id), taskName, this, options.mayNotExistYet ?? false);
   }
 
   /** Cancel tasks by id; returns the ids that were cancelled (those not finished yet). */

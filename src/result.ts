@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { TaskFailedError, TimeoutError } from "./errors.js";
+import { PgJobsError, TaskFailedError, TimeoutError } from "./errors.js";
 import type { Listener } from "./listener.js";
 import type { Logger } from "./logger.js";
 import { runPrepared } from "./db.js";
@@ -181,17 +181,14 @@ export class ResultWaiters {
           for (const w of set) w.resolve(row);
         }
         const found = new Set(rows.map((r) => r.id));
-        const missing = batch.filter((id) => !found.has(id));
-        // Ids handed out but not enqueued yet (a workflow step still to come) read as pending.
-        const lastId = missing.length > 0 ? await lastTaskId(this.pool, this.schema).catch(() => null) : null;
-        for (const id of missing) {
+        for (const id of batch) {
+          if (found.has(id)) continue;
           const set = this.waiters.get(id);
           if (!set) continue;
-          if (lastId === null || BigInt(id) <= lastId) continue;
           for (const w of set) {
             if (w.mayNotExistYet) continue;
             set.delete(w);
-            w.reject(new Error(`pgjobs: task ${id} does not exist (never enqueued, or pruned after its retention)`));
+            w.reject(new PgJobsError(`task ${id} does not exist (never enqueued, rolled back, or pruned after its retention): check the id`));
           }
           if (set.size === 0) {
             this.waiters.delete(id);
@@ -227,12 +224,6 @@ export class ResultWaiters {
   }
 }
 
-/** The highest task id handed out: an id at most this may still be enqueued (a workflow step). */
-async function lastTaskId(pool: pg.Pool, schema: string): Promise<bigint> {
-  const [row] = await runPrepared<{ last_id: string }>(pool, statement(schema, "task_last_id"), []);
-  return BigInt(row!.last_id);
-}
-
 export interface ResultBackend {
   readonly schema: string;
   readonly pool: pg.Pool;
@@ -261,11 +252,10 @@ export class AsyncResult<R = unknown> {
   async record(): Promise<TaskRecord> {
     const [row] = await runPrepared<TaskRecord>(this.backend.pool, statement(this.backend.schema, "task_get_many"), [[this.id]]);
     if (!row) {
-      const lastId = this.mayNotExistYet ? null : await lastTaskId(this.backend.pool, this.backend.schema);
-      if (this.mayNotExistYet || (lastId !== null && BigInt(this.id) <= lastId)) {
+      if (this.mayNotExistYet) {
         return { id: this.id, name: this.taskName, state: "pending", result: null, error: null, progress: null, attempts: 0, max_attempts: 0, queue: "" };
       }
-      throw new Error(`pgjobs: task ${this.taskName} (id ${this.id}) does not exist (never enqueued, or pruned after its retention)`);
+      throw new PgJobsError(`task ${this.taskName} (id ${this.id}) does not exist (never enqueued, rolled back, or pruned after its retention): check the id`);
     }
     return row;
   }

@@ -52,6 +52,8 @@ export function channels(schema: string) {
     ready: `${schema}.ready`,
     /** payload: comma-separated ids of finished tasks that someone waits on */
     done: `${schema}.done`,
+    /** payload: milliseconds until the earliest task just enqueued with a countdown is due */
+    due: `${schema}.due`,
     /** payload: JSON commands to workers, e.g. {"cancel": [ids]} */
     control: `${schema}.control`,
   };

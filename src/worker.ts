@@ -37,6 +37,8 @@ export interface WorkerOptions {
   shutdownGrace?: Duration;
   /** Finished tasks older than this are pruned; false keeps them. Default 7 days. */
   retention?: Duration | false;
+  /** How often to prune (finished tasks, stale result waiters, dead workers' rows). Default 1 min. */
+  pruneInterval?: Duration;
   /** A name shown in jobs.workers. Default host:pid. */
   name?: string;
   /** Also fire periodic schedules (Celery's -B); any number of workers may. Default false. */
@@ -113,6 +115,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly rescueMs: number;
   private readonly graceMs: number;
   private readonly retentionS: number | null;
+  private readonly pruneMs: number;
   private readonly name: string;
   private readonly beat: boolean;
   private readonly vacuum: boolean;
@@ -157,6 +160,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.rescueMs = toMs(options.rescueInterval ?? 5_000, "rescueInterval");
     this.graceMs = toMs(options.shutdownGrace ?? 30_000, "shutdownGrace");
     this.retentionS = options.retention === false ? null : toMs(options.retention ?? "7d", "retention") / 1000;
+    this.pruneMs = toMs(options.pruneInterval ?? 60_000, "pruneInterval");
     this.name = options.name ?? `${hostname()}:${process.pid}`;
     this.beat = options.beat ?? false;
     this.vacuum = options.vacuum ?? true;
@@ -174,10 +178,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return (name: string) => statement(schema, name);
   }
 
+  private starting: Promise<this> | null = null;
+
   /** Register, subscribe, and start claiming. Resolves once the worker is listening. */
-  async start(): Promise<this> {
-    if (this.state !== "new") throw new PgJobsError("this worker was already started: create a new one with jobs.worker()");
+  start(): Promise<this> {
+    if (this.state !== "new") return Promise.reject(new PgJobsError("this worker was already started: create a new one with jobs.worker()"));
     this.state = "starting";
+    this.starting = this.startUp();
+    return this.starting;
+  }
+
+  private async startUp(): Promise<this> {
     const st = this.st;
     await runPrepared(this.jobs.pool, st("worker_register"), [
       this.id, this.name, hostname(), process.pid, this.queues, this.concurrency,
@@ -189,7 +200,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (this.queues.includes(queue)) this.wake([queue]);
     }));
     this.unsubscribe.push(await listener.subscribe(ch.control, (payload) => this.onControl(payload)));
+    this.unsubscribe.push(await listener.subscribe(ch.due, (payload) => this.armDueTimer(Number(payload))));
     this.unsubscribe.push(listener.onReconnect(() => this.wake(this.queues)));
+    // stop() during start(): it waits for this, then shuts down what was set up so far.
+    if (this.state !== "starting") return this;
     this.state = "running";
 
     this.every(this.pollMs, () => {
@@ -202,6 +216,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     void this.maintain();
     this.wake(this.queues);
     if (this.beat) this.scheduler = await this.jobs.scheduler().start();
+    if (this.state !== "running") await this.scheduler?.stop();
     this.jobs.log.info({ worker: this.id, queues: this.queues, concurrency: this.concurrency, beat: this.beat }, "worker started");
     return this;
   }
@@ -265,7 +280,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
               for (const r of rows) this.buffer.push(r);
               this.dispatch();
             } else {
-              await this.release(rows.map((r) => r.id), true);
+              await this.release(rows.map((r) => r.id));
             }
           }
         }
@@ -491,7 +506,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   /** Rescue lapsed leases, prune old finished tasks, forget dead waiters and workers. */
+  private maintaining = false;
+
   private async maintain(): Promise<void> {
+    // A VACUUM or a long prune can outlast the interval: never run two passes at once.
+    if (this.maintaining) return;
+    this.maintaining = true;
     const pool = this.jobs.pool;
     try {
       const [r] = await runPrepared<{ ids: string[]; failed: string[] }>(pool, this.st("task_rescue_expired"), [1000]);
@@ -500,8 +520,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.emit("rescued", { ids: r.ids, failed: r.failed });
       }
       if (this.vacuum) await this.vacuumIfDue();
-      if (Date.now() - this.lastPrune >= 60_000) {
-        this.lastPrune = Date.now();
+      if (Date.now() - this.lastPrune >= this.pruneMs) {
         if (this.retentionS !== null) {
           for (let i = 0; i < 100 && this.state === "running"; i++) {
             const res = await pool.query({ name: this.st("task_prune_finished").name, text: this.st("task_prune_finished").text, values: [this.retentionS, 1000] });
@@ -510,9 +529,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
         }
         await runPrepared(pool, this.st("result_waiter_prune"), [3600]);
         await runPrepared(pool, this.st("worker_prune_dead"), [3600]);
+        this.lastPrune = Date.now();
       }
     } catch (err) {
       this.jobs.log.warn({ err: (err as Error).message }, "maintenance failed; retrying at the next interval");
+    } finally {
+      this.maintaining = false;
     }
   }
 
@@ -537,9 +559,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  private async release(ids: string[], uncharge: boolean): Promise<void> {
+  /** Hand tasks back, ready at once, their attempt not counted. */
+  private async release(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    await runPrepared(this.jobs.pool, this.st("task_release_many"), [ids, this.id, ids.map(() => uncharge)]);
+    await runPrepared(this.jobs.pool, this.st("task_release_many"), [ids, this.id]);
   }
 
   /**
@@ -562,6 +585,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private async shutdown(graceMs: number): Promise<void> {
     this.state = "stopping";
+    await this.starting?.catch(() => {});
     await this.scheduler?.stop();
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
@@ -574,7 +598,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       while (this.filling) await new Promise((r) => setTimeout(r, 5));
       const unstarted = this.buffer.map((b) => b.id);
       this.buffer = [];
-      await this.releaseUntilLanded(unstarted, true);
+      await this.releaseUntilLanded(unstarted);
 
       if (this.active.size > 0) {
         await new Promise<void>((resolve) => {
@@ -592,7 +616,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.drained = null;
         this.hardStop = null;
       }
-      // Past the grace period: abort what still runs and hand it back, attempt counted.
+      // Past the grace period: abort what still runs and hand it back. The attempt is not
+      // counted: the task did not fail, this worker stopped it (a crash, by contrast, counts).
       const interrupted: string[] = [];
       for (const [id, r] of this.active) {
         if (r.settled) continue;
@@ -601,7 +626,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         interrupted.push(id);
       }
       await this.finisher.drain();
-      await this.releaseUntilLanded(interrupted, false);
+      await this.releaseUntilLanded(interrupted);
       if (interrupted.length > 0) this.jobs.log.warn({ interrupted: interrupted.length }, "handed back tasks still running at the end of the grace period");
     } finally {
       clearInterval(heartbeat);
@@ -612,10 +637,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  private async releaseUntilLanded(ids: string[], uncharge: boolean): Promise<void> {
+  private async releaseUntilLanded(ids: string[]): Promise<void> {
     for (let attempt = 1; ids.length > 0; attempt++) {
       try {
-        await this.release(ids, uncharge);
+        await this.release(ids);
         return;
       } catch (err) {
         if (attempt >= 5) {

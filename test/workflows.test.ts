@@ -331,16 +331,15 @@ test("select jobs.apply_canvas(...) from SQL runs on the TypeScript worker", asy
   assert.equal(await jobs.result<number>(lastId).get({ timeout: 10_000 }), 42);
 });
 
-test("jobs.result(id) of a workflow step not enqueued yet reads as pending and waits, as Celery's AsyncResult(id) does", async () => {
+test("jobs.result(id, name, { mayNotExistYet: true }) of a workflow step not enqueued yet reads as pending and waits, as Celery's AsyncResult(id) does", async () => {
   await setup();
   // The first step waits on a queue no worker serves, so the second is not enqueued for now.
   const { rows } = await db.query<{ canvas: { steps: Array<{ id: string }> } }>(
     `select jobs.apply_canvas('{"t":"chain","steps":[{"t":"sig","name":"wf.add","args":[1,1],"queue":"wf-later"},{"t":"sig","name":"wf.mul","args":[21],"queue":"wf"}]}') as canvas`,
   );
-  const later = jobs.result<number>(rows[0]!.canvas.steps[1]!.id, "wf.mul");
-  // Another process holds only the id: the report pipeline's web app hands the chord callback's id
-  // to the frontend, which polls it (seeds/003) long before the chord fires. Unlike an id that was
-  // never handed out (results.test.ts: "does not exist"), this one is part of an applied canvas.
+  const later = jobs.result<number>(rows[0]!.canvas.steps[1]!.id, "wf.mul", { mayNotExistYet: true });
+  // Another process holds only the id (seeds/003: the web app hands the chord callback's id to the
+  // frontend, which polls it long before the chord fires) and says it may not be enqueued yet.
   const state = await later.state().catch((e: unknown) => e);
   assert.equal(state, "pending", `state() of a step still to come: ${String(state)}`);
   const waited = await later.get({ timeout: 300 }).catch((e: unknown) => e);
