@@ -222,7 +222,7 @@ export const signatureJobs = new WeakMap<Signature, Jobs>();
 function sigNode(jobs: Jobs, s: Signature): Node {
   const task = jobs.getTask(s.task);
   if (!task) throw new InvalidInputError(`unknown task ${JSON.stringify(s.task)} in a canvas: register it with jobs.task() in this process`);
-  const row = jobs.buildRow(task, s.args, { ...s.options, eta: undefined, countdown: undefined });
+  const row = jobs.buildRow(task, s.args, { ...s.options, eta: undefined, countdown: undefined }, { runHooks: false });
   let countdownMs = 0;
   if (s.options.countdown !== undefined) {
     countdownMs = typeof s.options.countdown === "number" ? s.options.countdown * 1000 : toMs(s.options.countdown, `task ${s.task}: countdown`);
@@ -327,7 +327,10 @@ export async function applyCanvas<R>(c: Canvas<R>, options: ApplyCanvasOptions =
     ? await runOn<{ canvas: Node }>(options.db, st, values)
     : await runPrepared<{ canvas: Node }>(jobs.pool, st, values);
   const applied = rows[0]!.canvas;
-  await jobs.afterEnqueue(canvasSigs(applied).map((n) => ({ id: String(n.id), name: n.name, queue: n.queue })), options.db !== undefined);
+  // Every task the canvas will create, including steps not enqueued yet (their ids are assigned).
+  const infos = canvasSigs(applied).map((n) => ({ id: String(n.id), name: n.name, queue: n.queue }));
+  for (const info of infos) jobs.emit("enqueued", info);
+  await jobs.afterEnqueue(infos, options.db !== undefined);
   return handleFor(jobs, applied) as ResultHandle<R>;
 }
 

@@ -245,8 +245,8 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     return { ...this.buildRow(task, args, { ...rest, ...(eta ? { eta: new Date(eta) } : {}) }), ...extra };
   }
 
-  /** @internal Validate and serialise one invocation. */
-  buildRow(task: AnyTask, args: unknown[], o: ApplyOptions | SignatureOptions): TaskRow {
+  /** @internal Validate and serialise one invocation. `runHooks: false` for callers that only validate. */
+  buildRow(task: AnyTask, args: unknown[], o: ApplyOptions | SignatureOptions, { runHooks = true }: { runHooks?: boolean } = {}): TaskRow {
     const name = task.name;
     const queue = validateQueue(o.queue ?? task.options.queue ?? "default", name);
     const priority = o.priority ?? task.options.priority ?? 0;
@@ -271,7 +271,7 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
       throw new InvalidInputError(`task ${name}: key must be a non-empty string`);
     }
     let headers: Headers = o.headers ? { ...context.get(), ...o.headers } : (context.get() as Headers);
-    if (this.hooks.length > 0) headers = enqueueHeaders(this.hooks, [name], [queue], headers);
+    if (runHooks && this.hooks.length > 0) headers = enqueueHeaders(this.hooks, [name], [queue], headers);
     return {
       name,
       args: toJsonText(args, name, "args", this.maxPayloadBytes),
@@ -280,7 +280,7 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
       runAt,
       maxAttempts: retries + 1,
       key: o.key ?? null,
-      headers: o.headers || this.hooks.length > 0 ? toJsonText(headers, name, "headers") : JSON.stringify(headers),
+      headers: o.headers || (runHooks && this.hooks.length > 0) ? toJsonText(headers, name, "headers") : JSON.stringify(headers),
       parentId: currentTask.getStore()?.id ?? null,
       groupId: null,
       chordId: null,

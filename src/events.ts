@@ -26,5 +26,5 @@ export interface JobsEvents {
   /** Failed for good: no attempts left, or not retryable. */
   failed: [AttemptInfo & { error: { name: string; message: string; stack?: string }; durationMs: number }];
   /** An attempt failed and the task will run again after `delayMs`. */
-  retrying: [AttemptInfo & { error: { name: string; message: string; stack?: string }; delayMs: number }];
+  retrying: [AttemptInfo & { error: { name: string; message: string; stack?: string }; delayMs: number; durationMs: number }];
 }

@@ -16,7 +16,10 @@ import type { Json } from "./json.js";
 export interface JobsHook {
   /** Called once per enqueue call (or canvas) before it is written: return headers to replace them. */
   beforeEnqueue?(info: { names: string[]; queues: string[]; headers: Headers }): Headers | void;
-  /** Called after the enqueue committed (or, inside a caller's transaction, was written). */
+  /**
+   * Called after the enqueue committed (or, inside a caller's transaction, was written). For a
+   * canvas: every task it will create, including later steps not enqueued yet (their ids exist).
+   */
   afterEnqueue?(tasks: TaskEventInfo[], options: { inTransaction: boolean }): Promise<void> | void;
   /** Wraps each attempt's handler call in a worker: call `run()` and return what it returns. */
   aroundAttempt?(info: AttemptInfo & { runAt: Date; claimedAt: Date }, headers: Headers, run: () => Promise<Json>): Promise<Json>;

@@ -387,7 +387,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           this.acked();
           if (!applied) return this.stale(row);
           if (final) this.jobs.emit("failed", { ...info, error, durationMs });
-          else this.jobs.emit("retrying", { ...info, error, delayMs: delay ?? 0 });
+          else this.jobs.emit("retrying", { ...info, error, delayMs: delay ?? 0, durationMs });
         },
       });
     } finally {

@@ -1,6 +1,7 @@
 import { Command, Flags } from "@oclif/core";
 import { fileURLToPath } from "node:url";
 import { runWorker } from "../../src/run-worker.js";
+import { startWorkerMetrics } from "../../src/metrics.js";
 import { PgJobsError } from "../../src/errors.js";
 
 export default class WorkerCommand extends Command {
@@ -22,8 +23,12 @@ processes under a supervisor (for CPU-bound tasks), restarting any that dies.`;
     "shutdown-grace": Flags.string({ default: "30s", description: "how long running tasks may take to finish on SIGTERM" }),
     lease: Flags.string({ default: "15s", description: "a running task is rescued if its worker stops renewing it for this long" }),
     "poll-interval": Flags.string({ default: "2s", description: "fallback poll when a notification is lost" }),
+    "heartbeat-interval": Flags.string({ description: "how often running tasks' leases are renewed (default: a third of --lease)" }),
+    "rescue-interval": Flags.string({ description: "how often to look for tasks whose lease lapsed (crashed workers) (default 5s)" }),
     migrate: Flags.boolean({ default: false, description: "apply the schema before starting (idempotent)" }),
+    beat: Flags.boolean({ default: false, description: "also fire periodic schedules (any number of workers may: each tick fires once)" }),
     "database-url": Flags.string({ env: "DATABASE_URL", description: "sets DATABASE_URL for the app before it loads" }),
+    "metrics-port": Flags.string({ helpValue: "[HOST:]PORT", description: "serve Prometheus metrics at http://HOST:PORT/metrics (all interfaces unless HOST is given; with --processes N, process k serves on PORT+k)" }),
   };
 
   async run(): Promise<void> {
@@ -32,6 +37,8 @@ processes under a supervisor (for CPU-bound tasks), restarting any that dies.`;
     const queues = flags.queues.split(",").map((q) => q.trim()).filter(Boolean);
     const childArgs = process.argv.slice(2).filter((a, i, all) => a !== "--processes" && all[i - 1] !== "--processes" && !a.startsWith("--processes="));
     try {
+      // In this process only when it runs the worker itself; prefork children serve their own.
+      const metrics = flags["metrics-port"] && flags.processes === 1 ? await startWorkerMetrics(flags.app, flags["metrics-port"]) : undefined;
       const code = await runWorker({
         app: flags.app,
         queues,
@@ -41,10 +48,14 @@ processes under a supervisor (for CPU-bound tasks), restarting any that dies.`;
         shutdownGrace: flags["shutdown-grace"] as never,
         lease: flags.lease as never,
         pollInterval: flags["poll-interval"] as never,
+        ...(flags["heartbeat-interval"] ? { heartbeatInterval: flags["heartbeat-interval"] as never } : {}),
+        ...(flags["rescue-interval"] ? { rescueInterval: flags["rescue-interval"] as never } : {}),
         migrate: flags.migrate,
+        beat: flags.beat,
         childScript: fileURLToPath(new URL("../../../bin/run.js", import.meta.url)),
         childArgs,
       });
+      await metrics?.close();
       this.exit(code);
     } catch (err) {
       if (err instanceof PgJobsError) this.error(err.message, { exit: 2 });
