@@ -702,7 +702,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (this.opts.beforeCommit && due.length > 0) await this.opts.beforeCommit(fired);
       await client.query("commit");
       ok = true;
-      if (fired.length > 0) this.emit("fired", fired);
+      if (fired.length > 0) {
+        // Committed: the ticks' tasks exist. Tell the app's listeners and hooks, as an enqueue does.
+        const infos = fired.map((f, i) => ({ id: f.taskId, name: ticks[i]!.def.task, queue: ticks[i]!.def.queue }));
+        for (const info of infos) this.jobs.emit("enqueued", info);
+        await this.jobs.afterEnqueue(infos, false).catch((err: Error) => this.jobs.log.warn({ err: err.message }, "an afterEnqueue hook failed for scheduled tasks"));
+        this.emit("fired", fired);
+      }
       return due.length;
     } finally {
       if (!ok) await client.query("rollback").catch(() => {});
