@@ -16,6 +16,9 @@ with async_commit as materialized (
   select id
     from :SCHEMA.tasks
    where state = 'ready' and queue = $1
+     -- A paused queue (jobs.pause_queue) is not claimed from: one probe of queues' primary key
+     -- per claim (an InitPlan), measured 28 -> 38 us for the candidate select.
+     and not exists (select 1 from :SCHEMA.queues q where q.name = $1 and q.paused)
    order by priority desc, run_at, id
    limit $2
      for update skip locked

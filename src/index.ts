@@ -18,6 +18,7 @@ export type { BoundSignature, SignatureMethods, TailArgs } from "./task.js";
 export { Scheduler, nextFireTimes, type ScheduleSpec, type SchedulerOptions, type MisfirePolicy, type ScheduleDefinition } from "./scheduler.js";
 export { status, showTask, purge, type Status } from "./admin.js";
 export type { JobsHook } from "./hooks.js";
+export { createDashboard, serveDashboard, taskLogStream, type DashboardHandler, type DashboardOptions, type ServeDashboardOptions, type ServedDashboard, type TaskLogStream, type TaskLogStreamOptions } from "./dashboard/server.js";
 export { createMetrics, serveMetrics, type Metrics, type MetricsOptions } from "./metrics.js";
 export { instrumentTracing, type Tracing, type TracingOptions } from "./tracing.js";
 export { doctor, DEFAULT_THRESHOLDS, type DoctorReport, type DoctorCheck, type DoctorThresholds, type DoctorOptions, type Verdict } from "./doctor.js";

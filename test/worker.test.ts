@@ -253,7 +253,8 @@ test("lifecycle events fire with the right information", async () => {
   assert.deepEqual(ofA.map(([n]) => n), ["started", "retrying", "started", "succeeded"]);
   assert.deepEqual(ofA[0]![1], { id: a.id, name: "wobbly", ...base, attempt: 1, maxAttempts: 2 });
   const retrying = ofA[1]![1];
-  assert.deepEqual({ ...retrying, error: undefined, delayMs: undefined }, { id: a.id, name: "wobbly", ...base, attempt: 1, maxAttempts: 2, error: undefined, delayMs: undefined });
+  assert.equal(typeof retrying.durationMs, "number", "a retrying attempt says how long it ran");
+  assert.deepEqual({ ...retrying, error: undefined, delayMs: undefined, durationMs: undefined }, { id: a.id, name: "wobbly", ...base, attempt: 1, maxAttempts: 2, error: undefined, delayMs: undefined, durationMs: undefined });
   assert.equal(retrying.error.name, "TypeError");
   assert.equal(retrying.error.message, "first attempt fails");
   assert.ok(retrying.delayMs >= 0 && retrying.delayMs <= 200, `delayMs from the backoff (200 ms base): ${retrying.delayMs}`);
