@@ -1,10 +1,8 @@
-import { Command, Flags } from "@oclif/core";
+import { Flags } from "@oclif/core";
 import { fileURLToPath } from "node:url";
-import { runWorker } from "../../src/run-worker.js";
-import { startWorkerMetrics } from "../../src/metrics.js";
-import { PgJobsError } from "../../src/errors.js";
+import { BaseCommand } from "../base.js";
 
-export default class WorkerCommand extends Command {
+export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
   static override summary = "Run a worker: claim and run tasks of the given queues.";
   static override description = `Loads --app (a module that registers tasks and exports its pgjobs instance as \`jobs\` or
 default), then claims and runs tasks until SIGTERM/SIGINT: the first signal stops claiming and lets
@@ -14,6 +12,16 @@ processes under a supervisor (for CPU-bound tasks), restarting any that dies.`;
     "<%= config.bin %> worker --app ./dist/tasks.js --queues reports,email --concurrency 20",
     "<%= config.bin %> worker --app ./dist/tasks.js --processes 2",
   ];
+  // The app's createJobs() picks the schema; the worker prints no JSON.
+  static override enableJsonFlag = false;
+  static override baseFlags = {
+    "database-url": Flags.string({
+      summary: "Sets DATABASE_URL for the app before it loads.",
+      env: "DATABASE_URL",
+      helpValue: "URL",
+      helpGroup: "GLOBAL",
+    }),
+  } as unknown as typeof BaseCommand.baseFlags;
   static override flags = {
     app: Flags.string({ required: true, description: "module that registers your tasks and exports the pgjobs instance" }),
     queues: Flags.string({ default: "default", description: "comma-separated queues to serve" }),
@@ -27,39 +35,36 @@ processes under a supervisor (for CPU-bound tasks), restarting any that dies.`;
     "rescue-interval": Flags.string({ description: "how often to look for tasks whose lease lapsed (crashed workers) (default 5s)" }),
     migrate: Flags.boolean({ default: false, description: "apply the schema before starting (idempotent)" }),
     beat: Flags.boolean({ default: false, description: "also fire periodic schedules (any number of workers may: each tick fires once)" }),
-    "database-url": Flags.string({ env: "DATABASE_URL", description: "sets DATABASE_URL for the app before it loads" }),
     "metrics-port": Flags.string({ helpValue: "[HOST:]PORT", description: "serve Prometheus metrics at http://HOST:PORT/metrics (all interfaces unless HOST is given; with --processes N, process k serves on PORT+k)" }),
   };
 
   async run(): Promise<void> {
-    const { flags } = await this.parse(WorkerCommand);
+    const flags = this.flags;
     if (flags["database-url"]) process.env.DATABASE_URL = flags["database-url"];
     const queues = flags.queues.split(",").map((q) => q.trim()).filter(Boolean);
     const childArgs = process.argv.slice(2).filter((a, i, all) => a !== "--processes" && all[i - 1] !== "--processes" && !a.startsWith("--processes="));
-    try {
-      // In this process only when it runs the worker itself; prefork children serve their own.
-      const metrics = flags["metrics-port"] && flags.processes === 1 ? await startWorkerMetrics(flags.app, flags["metrics-port"]) : undefined;
-      const code = await runWorker({
-        app: flags.app,
-        queues,
-        concurrency: flags.concurrency,
-        processes: flags.processes,
-        prefetch: flags.prefetch,
-        shutdownGrace: flags["shutdown-grace"] as never,
-        lease: flags.lease as never,
-        pollInterval: flags["poll-interval"] as never,
-        ...(flags["heartbeat-interval"] ? { heartbeatInterval: flags["heartbeat-interval"] as never } : {}),
-        ...(flags["rescue-interval"] ? { rescueInterval: flags["rescue-interval"] as never } : {}),
-        migrate: flags.migrate,
-        beat: flags.beat,
-        childScript: fileURLToPath(new URL("../../../bin/run.js", import.meta.url)),
-        childArgs,
-      });
-      await metrics?.close();
-      this.exit(code);
-    } catch (err) {
-      if (err instanceof PgJobsError) this.error(err.message, { exit: 2 });
-      throw err;
-    }
+    // Loaded here, not at the top: oclif loads every command's module to list them, and this
+    // one pulls in the whole library.
+    const [{ runWorker }, { startWorkerMetrics }] = await Promise.all([import("../../src/run-worker.js"), import("../../src/metrics.js")]);
+    // In this process only when it runs the worker itself; prefork children serve their own.
+    const metrics = flags["metrics-port"] && flags.processes === 1 ? await startWorkerMetrics(flags.app, flags["metrics-port"]) : undefined;
+    const code = await runWorker({
+      app: flags.app,
+      queues,
+      concurrency: flags.concurrency,
+      processes: flags.processes,
+      prefetch: flags.prefetch,
+      shutdownGrace: flags["shutdown-grace"] as never,
+      lease: flags.lease as never,
+      pollInterval: flags["poll-interval"] as never,
+      ...(flags["heartbeat-interval"] ? { heartbeatInterval: flags["heartbeat-interval"] as never } : {}),
+      ...(flags["rescue-interval"] ? { rescueInterval: flags["rescue-interval"] as never } : {}),
+      migrate: flags.migrate,
+      beat: flags.beat,
+      childScript: fileURLToPath(new URL("../../../bin/run.js", import.meta.url)),
+      childArgs,
+    });
+    await metrics?.close();
+    this.exit(code);
   }
 }
