@@ -6,6 +6,9 @@ with old as materialized (
     from :SCHEMA.tasks
    where state in ('succeeded', 'failed', 'cancelled')
      and finished_at < now() - $1 * interval '1 second'
+     -- The succeeded members of a chord still waiting are its results: kept until it fires.
+     and not (chord_id is not null and state = 'succeeded'
+              and exists (select 1 from :SCHEMA.chords c where c.id = chord_id and c.state = 'waiting'))
    order by finished_at
    limit $2
      for update skip locked

@@ -12,7 +12,7 @@ import type pg from "pg";
 import { runPrepared } from "./db.js";
 import { toMs, type Duration } from "./duration.js";
 import { InvalidInputError } from "./errors.js";
-import { validateQueue, validateSchema, validateTaskName } from "./identifiers.js";
+import { validateQueue, validateTaskId, validateSchema, validateTaskName } from "./identifiers.js";
 import { checkJson, toJsonText, type Json } from "./json.js";
 import { statement } from "./sql.js";
 
@@ -53,13 +53,9 @@ export async function status(target: AdminTarget): Promise<Status> {
   return { queues, workers };
 }
 
-/** A task id as an operator types it: a whole number, as in jobs.tasks.id. */
+/** A task id as an operator types it: a whole number, as in jobs.tasks.id (leading zeros dropped). */
 export function parseTaskId(id: string | number | bigint): string {
-  const s = String(id).trim();
-  if (!/^\d{1,19}$/.test(s) || BigInt(s) > 9223372036854775807n) {
-    throw new InvalidInputError(`invalid task id ${JSON.stringify(String(id))}: a task id is a whole number, as in jobs.tasks.id`);
-  }
-  return s.replace(/^0+(?=\d)/, "");
+  return validateTaskId(id).replace(/^0+(?=\d)/, "");
 }
 
 /** Every column of one task (`pgjobs task show ID`). */

@@ -41,7 +41,19 @@ export class TaskFailedError extends PgJobsError {
 }
 
 /** Turn anything a handler threw into the JSON the tasks table keeps in `error`. */
+/** jsonb cannot hold U+0000; an error message may. Written out as the text "\u0000". */
+const noNul = (s: string): string => (s.includes("\u0000") ? s.replaceAll("\u0000", "\\u0000") : s);
+
 export function serializeError(err: unknown): { name: string; message: string; stack?: string } {
+  const out = serializeErrorRaw(err);
+  const clean: typeof out & { code?: unknown } = { ...out, name: noNul(out.name), message: noNul(out.message) };
+  if (out.stack !== undefined) clean.stack = noNul(out.stack);
+  const code = (out as { code?: unknown }).code;
+  if (typeof code === "string") clean.code = noNul(code);
+  return clean;
+}
+
+function serializeErrorRaw(err: unknown): { name: string; message: string; stack?: string } {
   if (err instanceof Error) {
     const out: { name: string; message: string; stack?: string; [k: string]: unknown } = {
       name: err.name || "Error",

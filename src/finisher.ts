@@ -83,28 +83,65 @@ export class Finisher {
   }
 
   private async flushSuccesses(acks: SuccessAck[]): Promise<void> {
-    const rows = await this.untilLanded("finish", () =>
-      runPrepared<{ ids: string[] }>(this.pool, statement(this.schema, "task_finish_many"), [
-        acks.map((a) => a.id),
-        acks.map((a) => a.attempt),
-        acks.map((a) => a.result),
-        this.workerId,
-      ]),
-    );
+    let rows: Array<{ ids: string[] }>;
+    try {
+      rows = await this.untilLanded("finish", () =>
+        runPrepared<{ ids: string[] }>(this.pool, statement(this.schema, "task_finish_many"), [
+          acks.map((a) => a.id),
+          acks.map((a) => a.attempt),
+          acks.map((a) => a.result),
+          this.workerId,
+        ]),
+      );
+    } catch (err) {
+      // The database refused this batch for good (not a lost connection): find the culprit by
+      // halves, and record a refused success as a failure that says why.
+      if (acks.length > 1) {
+        const half = Math.ceil(acks.length / 2);
+        await this.flushSuccesses(acks.slice(0, half));
+        await this.flushSuccesses(acks.slice(half));
+        return;
+      }
+      const a = acks[0]!;
+      const error = { name: "AcknowledgementRefused", message: `the database refused this task's result: ${oneLine(err)}` };
+      await this.flushFailures([{ id: a.id, attempt: a.attempt, error: JSON.stringify(error), retryDelayMs: null, onDone: () => a.onDone(false) }]);
+      return;
+    }
     const applied = new Set(rows[0]?.ids ?? []);
     for (const a of acks) a.onDone(applied.has(a.id));
   }
 
-  private async flushFailures(acks: FailureAck[]): Promise<void> {
-    const rows = await this.untilLanded("fail", () =>
-      runPrepared<{ ids: string[]; failed: string[]; next_retry_at: Date | null }>(this.pool, statement(this.schema, "task_fail_many"), [
-        acks.map((a) => a.id),
-        acks.map((a) => a.attempt),
-        acks.map((a) => a.error),
-        acks.map((a) => a.retryDelayMs),
-        this.workerId,
-      ]),
-    );
+  private async flushFailures(acks: FailureAck[], sanitized = false): Promise<void> {
+    let rows: Array<{ ids: string[]; failed: string[]; next_retry_at: Date | null }>;
+    try {
+      rows = await this.untilLanded("fail", () =>
+        runPrepared<{ ids: string[]; failed: string[]; next_retry_at: Date | null }>(this.pool, statement(this.schema, "task_fail_many"), [
+          acks.map((a) => a.id),
+          acks.map((a) => a.attempt),
+          acks.map((a) => a.error),
+          acks.map((a) => a.retryDelayMs),
+          this.workerId,
+        ]),
+      );
+    } catch (err) {
+      if (acks.length > 1) {
+        const half = Math.ceil(acks.length / 2);
+        await this.flushFailures(acks.slice(0, half), sanitized);
+        await this.flushFailures(acks.slice(half), sanitized);
+        return;
+      }
+      const a = acks[0]!;
+      if (sanitized) {
+        // Refused even with a plain error: give up on this one rather than block the others;
+        // its lease lapses and the rescuer deals with it.
+        this.log.error({ taskId: a.id, err: oneLine(err) }, "the database refused this task's acknowledgement; it will be rescued after its lease");
+        a.onDone(false, false);
+        return;
+      }
+      const error = { name: "AcknowledgementRefused", message: `the database refused this task's error record: ${oneLine(err)}` };
+      await this.flushFailures([{ ...a, error: JSON.stringify(error) }], true);
+      return;
+    }
     const applied = new Set(rows[0]?.ids ?? []);
     const failed = new Set(rows[0]?.failed ?? []);
     const next = rows[0]?.next_retry_at;
@@ -112,11 +149,18 @@ export class Finisher {
     for (const a of acks) a.onDone(applied.has(a.id), failed.has(a.id));
   }
 
+  /**
+   * Run until it lands, retrying transient failures (a lost connection, a serialization failure
+   * or deadlock, the server shutting down or out of resources) with capped, jittered backoff.
+   * Anything else — the database refusing the data — is thrown: retrying it would block every
+   * later acknowledgement behind it forever.
+   */
   private async untilLanded<T>(what: string, run: () => Promise<T>): Promise<T> {
     for (let failures = 1; ; failures++) {
       try {
         return await run();
       } catch (err) {
+        if (!isTransient(err)) throw err;
         const delay = reconnectDelay(failures, 100, 5_000);
         this.log.warn({ err: (err as Error).message, retryInMs: delay, attempt: failures }, `acknowledgement (${what}) failed; retrying`);
         await new Promise((r) => setTimeout(r, delay));
@@ -131,4 +175,19 @@ export class Finisher {
       else await new Promise((r) => setImmediate(r));
     }
   }
+}
+
+/** SQLSTATE classes worth retrying: connection (08), transaction rollback (40: serialization,
+ * deadlock), insufficient resources (53), object in use (55), operator intervention (57: admin
+ * shutdown, query canceled), system error (58). No SQLSTATE at all: a network error. */
+const TRANSIENT_CLASSES = new Set(["08", "40", "53", "55", "57", "58"]);
+
+export function isTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return TRANSIENT_CLASSES.has(code.slice(0, 2));
+}
+
+function oneLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split("\n")[0]!;
 }

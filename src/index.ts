@@ -16,7 +16,7 @@ export type { DbLike } from "./db.js";
 export { group, chain, chord, map, starmap, chunks, applyCanvas, Group, Chain, Chord, GroupResult, type Canvas, type CanvasResult, type ResultHandle } from "./canvas.js";
 export type { BoundSignature, SignatureMethods, TailArgs } from "./task.js";
 export { Scheduler, nextFireTimes, type ScheduleSpec, type SchedulerOptions, type MisfirePolicy, type ScheduleDefinition } from "./scheduler.js";
-export { status, showTask, purge, type Status } from "./admin.js";
+export { status, showTask, retryTask, cancelTask, purge, enqueueByName, checkEnqueue, type Status, type AdminTarget, type TaskDetails } from "./admin.js";
 export type { JobsHook } from "./hooks.js";
 export { createDashboard, serveDashboard, taskLogStream, type DashboardHandler, type DashboardOptions, type ServeDashboardOptions, type ServedDashboard, type TaskLogStream, type TaskLogStreamOptions } from "./dashboard/server.js";
 export { createMetrics, serveMetrics, type Metrics, type MetricsOptions } from "./metrics.js";

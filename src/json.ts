@@ -31,9 +31,15 @@ export function checkJson(value: unknown, taskName: string, path: string): void 
   const fail = (p: string, why: string): never => {
     throw new InvalidInputError(`task ${taskName}: ${p} is ${why}, which JSON cannot carry: pass plain JSON values (strings, numbers, booleans, null, arrays, plain objects)`);
   };
+  const failNul = (p: string, what: string): never => {
+    throw new InvalidInputError(`task ${taskName}: ${p} is ${what} containing the NUL character (U+0000), which Postgres's jsonb cannot store: remove it or encode the value (e.g. base64)`);
+  };
   const walk = (v: unknown, p: string): void => {
     switch (typeof v) {
       case "string":
+        // Postgres's jsonb cannot hold U+0000: refused here, with the path, not by the server.
+        if (v.includes("\u0000")) failNul(p, "a string");
+        return;
       case "boolean":
         return;
       case "number":
@@ -72,6 +78,7 @@ export function checkJson(value: unknown, taskName: string, path: string): void 
         fail(p, `an instance of ${obj.constructor?.name ?? "a class"}`);
       }
       for (const key of Object.keys(obj)) {
+        if (key.includes("\u0000")) failNul(p, "an object with a key");
         const child = (obj as Record<string, unknown>)[key];
         if (child === undefined) continue; // left out, as JSON.stringify does
         walk(child, /^[A-Za-z_$][\w$]*$/.test(key) ? `${p}.${key}` : `${p}[${JSON.stringify(key)}]`);

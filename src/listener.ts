@@ -31,6 +31,7 @@ export class Listener {
   private failures = 0;
   private probeTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  private wakeRetry: (() => void) | null = null;
   private connectedOnce = false;
 
   constructor(private readonly opts: ListenerOptions) {}
@@ -126,8 +127,11 @@ export class Listener {
         this.opts.log.warn({ err: (err as Error).message, retryInMs: delay }, "LISTEN connection failed");
         await new Promise<void>((resolve) => {
           this.retryTimer = setTimeout(resolve, delay);
+          // stop() ends the wait, or `await this.connecting` would hang while the server is down.
+          this.wakeRetry = resolve;
         });
         this.retryTimer = null;
+        this.wakeRetry = null;
       }
     }
   }
@@ -176,6 +180,7 @@ export class Listener {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.wakeRetry?.();
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.probeTimer = null;
     const c = this.client;

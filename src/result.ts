@@ -135,7 +135,14 @@ export class ResultWaiters {
   private subscribe(): Promise<void> {
     this.subscribed ??= (async () => {
       const l = this.listener();
-      l.onReconnect(() => void this.check([...this.waiters.keys()]));
+      // Registrations that failed during the outage are made now, then everything is re-read.
+      l.onReconnect(() => {
+        const ids = [...this.waiters.keys()];
+        if (ids.length === 0) return;
+        runPrepared(this.pool, statement(this.schema, "result_waiter_add"), [ids, this.token])
+          .catch(() => {})
+          .finally(() => void this.check(ids));
+      });
       await l.subscribe(channels(this.schema).done, (payload) => {
         const ids = payload.split(",").filter((id) => this.waiters.has(id));
         if (ids.length > 0) void this.check(ids);
@@ -169,6 +176,7 @@ export class ResultWaiters {
           rows = await runPrepared<TaskRecord>(this.pool, statement(this.schema, "task_wait_check"), [batch]);
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, "reading results failed; the poll will retry");
+          for (const id of batch) this.recheck.add(id);
           return;
         }
         const finished: string[] = [];

@@ -22,6 +22,7 @@ export interface SupervisorOptions {
 export function superviseWorkers(opts: SupervisorOptions): { signal(sig: NodeJS.Signals): void; done: Promise<number> } {
   const children = new Set<ChildProcess>();
   let stopping = false;
+  let forwarded: NodeJS.Signals | null = null;
   let quickDeaths = 0;
   let worst = 0;
   let resolveDone!: (code: number) => void;
@@ -35,7 +36,10 @@ export function superviseWorkers(opts: SupervisorOptions): { signal(sig: NodeJS.
     child.on("exit", (code, signal) => {
       children.delete(child);
       if (stopping) {
-        if (code !== 0) worst = code ?? 1;
+        // A child still loading when the signal came dies of it before it can handle it: that
+        // is a clean stop too.
+        const cleanly = code === 0 || (code === null && signal === forwarded);
+        if (!cleanly) worst = code ?? 1;
         if (children.size === 0) resolveDone(worst);
         return;
       }
@@ -54,6 +58,7 @@ export function superviseWorkers(opts: SupervisorOptions): { signal(sig: NodeJS.
   /** Pass a signal on to every child; after the first, dead children are no longer restarted. */
   const signal = (sig: NodeJS.Signals) => {
     stopping = true;
+    forwarded = sig;
     for (const c of children) c.kill(sig);
     if (children.size === 0) resolveDone(worst);
   };

@@ -129,6 +129,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * arrived does not mark the queue empty (the notification may be for rows the claim missed). */
   private readonly wakes = new Map<string, number>();
   private unacked = 0;
+  /** Tasks whose handler finished and whose acknowledgement has not landed: their lease is still
+   * renewed, or a worker whose acknowledgements keep failing would see them rescued and rerun. */
+  private readonly acking = new Set<string>();
   private queueCursor = 0;
   private filling = false;
   private refill = false;
@@ -141,6 +144,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private unsubscribe: Array<() => void> = [];
   private stopPromise: Promise<void> | null = null;
   private hardStop: (() => void) | null = null;
+  private hardStopRequested = false;
   private wasIdle = false;
   private lastPrune = 0;
 
@@ -358,12 +362,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       running.settled = true;
       const durationMs = performance.now() - running.startedAt;
       this.unacked++;
+      this.acking.add(row.id);
       this.finisher.succeed({
         id: row.id,
         attempt: row.attempts,
         result: text,
         onDone: (applied) => {
-          this.acked();
+          this.acked(row.id);
           if (!applied) return this.stale(row);
           this.jobs.emit("succeeded", { ...info, result: JSON.parse(text) as Json, durationMs });
         },
@@ -378,13 +383,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const delay = retry ? retryDelay(task?.options.backoff, row.attempts) : null;
       const durationMs = performance.now() - running.startedAt;
       this.unacked++;
+      this.acking.add(row.id);
       this.finisher.fail({
         id: row.id,
         attempt: row.attempts,
         error: JSON.stringify(error),
         retryDelayMs: delay,
         onDone: (applied, final) => {
-          this.acked();
+          this.acked(row.id);
           if (!applied) return this.stale(row);
           if (final) this.jobs.emit("failed", { ...info, error, durationMs });
           else this.jobs.emit("retrying", { ...info, error, delayMs: delay ?? 0, durationMs });
@@ -404,7 +410,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private drained: (() => void) | null = null;
 
-  private acked(): void {
+  private acked(id: string): void {
+    this.acking.delete(id);
     this.unacked--;
     if (this.unacked === 0) this.checkIdle();
   }
@@ -455,7 +462,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Renew the leases of what this worker holds; abort what it no longer holds. */
   private async heartbeat(): Promise<void> {
-    const ids = [...this.active.keys(), ...this.buffer.map((b) => b.id)];
+    const ids = [...this.active.keys(), ...this.buffer.map((b) => b.id), ...this.acking];
     try {
       const [row] = await runPrepared<{ held: string[]; registered: boolean }>(this.jobs.pool, this.st("task_renew_leases"), [this.id, ids, this.leaseMs]);
       if (!row) return;
@@ -571,7 +578,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * ctx.signal) and hand them back. Idempotent; `{ now: true }` (a second signal) skips the grace.
    */
   stop(options: { now?: boolean; grace?: Duration } = {}): Promise<void> {
-    if (options.now) this.hardStop?.();
+    if (options.now) {
+      this.hardStopRequested = true;
+      this.hardStop?.();
+    }
     if (this.stopPromise) return this.stopPromise;
     if (this.state === "new") {
       this.state = "stopped";
@@ -625,7 +635,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
         r.controller.abort(new Cancelled(`worker ${this.name} shut down before task ${r.row.name} (id ${id}) finished`));
         interrupted.push(id);
       }
-      await this.finisher.drain();
+      // Acknowledgements that cannot land (the database is gone) must not hold a second signal
+      // back: what is left is logged, and those tasks run again after their lease.
+      const hardStopped = new Promise<void>((resolve) => {
+        this.hardStop = resolve;
+        // Stopping at once: give acknowledgements in flight a second to land, no more.
+        if (this.hardStopRequested) setTimeout(resolve, 1_000).unref();
+      });
+      await Promise.race([this.finisher.drain(), hardStopped]);
+      this.hardStop = null;
+      if (this.finisher.pending > 0 || this.unacked > 0) {
+        this.jobs.log.warn({ unacknowledged: this.unacked }, "stopped with acknowledgements that did not land; those tasks run again after their lease");
+      }
       await this.releaseUntilLanded(interrupted);
       if (interrupted.length > 0) this.jobs.log.warn({ interrupted: interrupted.length }, "handed back tasks still running at the end of the grace period");
     } finally {
