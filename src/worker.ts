@@ -52,7 +52,7 @@ export interface WorkerOptions {
 }
 
 /** A task row as task_claim_many returns it. */
-interface Claimed {
+export interface Claimed {
   id: string;
   name: string;
   queue: string;
@@ -346,7 +346,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           timeoutMs,
         );
       }
-      const ctx = this.context(row, controller.signal);
+      const ctx = taskContext(this.jobs, row, this.id, controller.signal);
       const call = () => withHeaders(row.headers, { id: row.id, name: row.name }, async () => (await task.handler(ctx, ...row.args)) as Json);
       const result = await Promise.race([
         this.jobs.hooks.length > 0 ? aroundAttempt(this.jobs.hooks, { ...info, runAt: row.run_at, claimedAt: row.started_at }, row.headers, call) : call(),
@@ -414,28 +414,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.acking.delete(id);
     this.unacked--;
     if (this.unacked === 0) this.checkIdle();
-  }
-
-  private context(row: Claimed, signal: AbortSignal): TaskContext {
-    const jobs = this.jobs;
-    const workerId = this.id;
-    let log: TaskContext["log"] | undefined;
-    return {
-      id: row.id,
-      name: row.name,
-      queue: row.queue,
-      attempt: row.attempts,
-      maxAttempts: row.max_attempts,
-      signal,
-      headers: row.headers,
-      get log() {
-        return (log ??= taskLogger(jobs.log, { id: row.id, name: row.name, attempt: row.attempts }));
-      },
-      async progress(value: Json, meta?: Json) {
-        const text = toJsonText(meta === undefined ? { value } : { value, meta }, row.name, "progress");
-        await runPrepared(jobs.pool, statement(jobs.schema, "task_progress_set"), [row.id, row.attempts, text, workerId]);
-      },
-    };
   }
 
   private stale(row: Claimed): void {
@@ -678,6 +656,27 @@ export class Worker extends EventEmitter<WorkerEvents> {
   stats(): { running: number; buffered: number; pendingAcks: number } {
     return { running: this.active.size, buffered: this.buffer.length, pendingAcks: this.finisher.pending };
   }
+}
+
+/** What a handler receives first: the attempt's identity, signal, logger, headers and progress. */
+export function taskContext(jobs: Jobs, row: Pick<Claimed, "id" | "name" | "queue" | "attempts" | "max_attempts" | "headers">, workerId: string, signal: AbortSignal): TaskContext {
+  let log: TaskContext["log"] | undefined;
+  return {
+    id: row.id,
+    name: row.name,
+    queue: row.queue,
+    attempt: row.attempts,
+    maxAttempts: row.max_attempts,
+    signal,
+    headers: row.headers,
+    get log() {
+      return (log ??= taskLogger(jobs.log, { id: row.id, name: row.name, attempt: row.attempts }));
+    },
+    async progress(value: Json, meta?: Json) {
+      const text = toJsonText(meta === undefined ? { value } : { value, meta }, row.name, "progress");
+      await runPrepared(jobs.pool, statement(jobs.schema, "task_progress_set"), [row.id, row.attempts, text, workerId]);
+    },
+  };
 }
 
 function positiveInt(n: number, what: string): number {

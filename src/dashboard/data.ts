@@ -2,6 +2,7 @@
  * What the dashboard reads: every query is a named statement in sql/dashboard_*.sql (or one the
  * CLI uses too: task_show, worker_list, schedule_list), over the tables a user can query.
  */
+import type { Status } from "../admin.js";
 import type pg from "pg";
 import { showTask, type TaskDetails } from "../admin.js";
 import { runPrepared } from "../db.js";
@@ -138,19 +139,8 @@ export interface MemberRow {
   error_message: string | null;
 }
 
-export interface WorkerRow {
-  id: string;
-  name: string;
-  hostname: string;
-  pid: number;
-  queues: string[];
-  concurrency: number;
-  started_at: Date;
-  heartbeat_at: Date;
-  heartbeat_age_s: number;
-  running: number;
-  tasks: string[];
-}
+/** A row of worker_list: the same shape `pgjobs status` shows. */
+export type WorkerRow = Status["workers"][number];
 
 export interface WorkerTaskRow {
   worker_id: string;

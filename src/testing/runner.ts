@@ -22,10 +22,9 @@ import { toMs } from "../duration.js";
 import { PgJobsError, serializeError, TimeoutError } from "../errors.js";
 import { aroundAttempt } from "../hooks.js";
 import { toJsonText, type Json } from "../json.js";
-import { taskLogger } from "../logger.js";
 import { statement } from "../sql.js";
-import type { TaskContext } from "../task.js";
 import type { DrainedTask } from "./drain.js";
+import { taskContext } from "../worker.js";
 
 interface Claimed {
   id: string;
@@ -115,7 +114,7 @@ async function attempt(jobs: Jobs, row: Claimed, runnerId: string): Promise<Drai
     if (timeoutMs !== null) {
       timer = setTimeout(() => controller.abort(new TimeoutError(`task ${row.name} (id ${row.id}) timed out after ${timeoutMs} ms (attempt ${row.attempts})`)), timeoutMs);
     }
-    const ctx = context(jobs, row, runnerId, controller.signal);
+    const ctx = taskContext(jobs, row, runnerId, controller.signal);
     const call = () => withHeaders(row.headers, { id: row.id, name: row.name }, async () => (await task.handler(ctx, ...row.args)) as Json);
     const result = await Promise.race([
       jobs.hooks.length > 0 ? aroundAttempt(jobs.hooks, { ...info, runAt: row.run_at, claimedAt: row.started_at }, row.headers, call) : call(),
@@ -147,22 +146,3 @@ async function attempt(jobs: Jobs, row: Claimed, runnerId: string): Promise<Drai
   }
 }
 
-function context(jobs: Jobs, row: Claimed, runnerId: string, signal: AbortSignal): TaskContext {
-  let log: TaskContext["log"] | undefined;
-  return {
-    id: row.id,
-    name: row.name,
-    queue: row.queue,
-    attempt: row.attempts,
-    maxAttempts: row.max_attempts,
-    signal,
-    headers: row.headers,
-    get log() {
-      return (log ??= taskLogger(jobs.log, { id: row.id, name: row.name, attempt: row.attempts }));
-    },
-    async progress(value: Json, meta?: Json) {
-      const text = toJsonText(meta === undefined ? { value } : { value, meta }, row.name, "progress");
-      await runPrepared(jobs.pool, statement(jobs.schema, "task_progress_set"), [row.id, row.attempts, text, runnerId]);
-    },
-  };
-}
