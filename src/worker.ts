@@ -21,8 +21,15 @@ export interface WorkerOptions {
   queues?: string[];
   /** Handlers running at once. Default 10. */
   concurrency?: number;
-  /** Tasks claimed ahead of free slots, so a slot that frees up starts its next task without a round trip. Default 0. */
-  prefetch?: number;
+  /**
+   * Tasks claimed ahead of free slots, so a slot that frees up starts its next task without a
+   * round trip to the database. "auto" (the default): as many as `concurrency` while handlers
+   * take under a second on average (a moving average), none once they take longer — so short
+   * tasks never wait on a claim, and long ones are never held back from idle workers. Measured
+   * (peers harness, 5,000 tasks of 20 ms at c = 50, ideal 2 s): 2.37 s with none, 2.09 s with
+   * `concurrency`.
+   */
+  prefetch?: number | "auto";
   /** Most tasks one claim takes. Default concurrency + prefetch. */
   batchSize?: number;
   /** Fallback poll when notifications are lost. Default 2 s. */
@@ -107,7 +114,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly id = randomUUID();
   readonly queues: string[];
   readonly concurrency: number;
+  /** The most tasks claimed ahead of free slots (see WorkerOptions.prefetch). */
   private readonly prefetch: number;
+  private readonly autoPrefetch: boolean;
+  /** Moving average of handler durations, for auto prefetch (Infinity until one finished). */
+  private avgHandlerMs = Infinity;
   private readonly batchSize: number;
   private readonly pollMs: number;
   private readonly leaseMs: number;
@@ -156,7 +167,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.queues = (options.queues ?? ["default"]).map((q) => validateQueue(q));
     if (this.queues.length === 0) throw new PgJobsError("a worker needs at least one queue: pass queues: ['default']");
     this.concurrency = positiveInt(options.concurrency ?? 10, "concurrency");
-    this.prefetch = nonNegativeInt(options.prefetch ?? 0, "prefetch");
+    this.autoPrefetch = (options.prefetch ?? "auto") === "auto";
+    this.prefetch = this.autoPrefetch ? this.concurrency : nonNegativeInt(options.prefetch as number, "prefetch");
     this.batchSize = positiveInt(options.batchSize ?? Math.min(1000, this.concurrency + this.prefetch), "batchSize");
     this.pollMs = toMs(options.pollInterval ?? 2_000, "pollInterval");
     this.leaseMs = toMs(options.lease ?? 15_000, "lease");
@@ -196,7 +208,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const st = this.st;
     await runPrepared(this.jobs.pool, st("worker_register"), [
       this.id, this.name, hostname(), process.pid, this.queues, this.concurrency,
-      JSON.stringify({ tasks: this.jobs.taskNames(), prefetch: this.prefetch }),
+      JSON.stringify({ tasks: this.jobs.taskNames(), prefetch: this.autoPrefetch ? "auto" : this.prefetch }),
     ]);
     const listener = this.jobs.listener();
     const ch = channels(this.jobs.schema);
@@ -256,7 +268,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private capacity(): number {
-    return this.concurrency + this.prefetch - this.active.size - this.buffer.length;
+    const ahead = this.autoPrefetch && !(this.avgHandlerMs < 1_000) ? 0 : this.prefetch;
+    return this.concurrency + ahead - this.active.size - this.buffer.length;
   }
 
   private async fill(): Promise<void> {
@@ -398,6 +411,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       });
     } finally {
       clearTimeout(timer);
+      const took = performance.now() - running.startedAt;
+      this.avgHandlerMs = this.avgHandlerMs === Infinity ? took : this.avgHandlerMs * 0.9 + took * 0.1;
       this.active.delete(row.id);
       this.dispatch();
       // A slot freed up: claim more from queues that may have more. Queues whose last claim came
@@ -447,7 +462,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (!row.registered && this.state !== "stopped") {
         await runPrepared(this.jobs.pool, this.st("worker_register"), [
           this.id, this.name, hostname(), process.pid, this.queues, this.concurrency,
-          JSON.stringify({ tasks: this.jobs.taskNames(), prefetch: this.prefetch }),
+          JSON.stringify({ tasks: this.jobs.taskNames(), prefetch: this.autoPrefetch ? "auto" : this.prefetch }),
         ]);
       }
       const held = new Set(row.held);

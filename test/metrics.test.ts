@@ -37,7 +37,7 @@ test("a scrape after 1,000 tasks (some failing, some retried) reports what SQL s
   });
 
   await jobs.enqueueMany(Array.from({ length: 1000 }, (_, i) => work.s(i)));
-  const worker = await jobs.worker({ queues: ["m1k"], concurrency: 20 }).start();
+  const worker = await jobs.worker({ queues: ["m1k"], concurrency: 20, prefetch: 0 }).start();
   const t0 = performance.now();
   await allDone;
   t.diagnostic(`1,000 tasks (1,200 attempts) ran in ${Math.round(performance.now() - t0)} ms`);
