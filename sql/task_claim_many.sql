@@ -22,14 +22,18 @@ with async_commit as materialized (
    order by priority desc, run_at, id
    limit $2
      for update skip locked
+), claimed as (
+  update :SCHEMA.tasks t
+     set state = 'running',
+         worker_id = $3,
+         attempts = t.attempts + 1,
+         started_at = now(),
+         lease_until = now() + $4 * interval '1 millisecond'
+    from candidates c, async_commit
+   where t.id = c.id
+  returning t.id, t.name, t.queue, t.args, t.attempts, t.max_attempts, t.timeout_ms, t.headers,
+            t.parent_id, t.group_id, t.chord_id, t.workflow, t.run_at, t.started_at, t.priority
 )
-update :SCHEMA.tasks t
-   set state = 'running',
-       worker_id = $3,
-       attempts = t.attempts + 1,
-       started_at = now(),
-       lease_until = now() + $4 * interval '1 millisecond'
-  from candidates c, async_commit
- where t.id = c.id
-returning t.id, t.name, t.queue, t.args, t.attempts, t.max_attempts, t.timeout_ms, t.headers,
-          t.parent_id, t.group_id, t.chord_id, t.workflow, t.run_at, t.started_at
+-- UPDATE ... RETURNING comes back in join order, not claim order: the worker starts the rows
+-- in the order given here.
+select * from claimed order by priority desc, run_at, id

