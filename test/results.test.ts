@@ -198,9 +198,10 @@ test("a waiter registered while the task runs gets the result the succeeded even
     return [1, "two", { three: 3 }];
   }, { queue: "r_same" });
   await jobs.worker({ queues: ["r_same"] }).start();
+  // Listening before the enqueue: the worker may start the task before delay() has returned.
+  const started = nextEvent<{ id: string; name: string }>(jobs, "started", (e) => e.name === "in_process_wait");
   const r = await job.delay();
-  const started = nextEvent<{ id: string }>(jobs, "started", (e) => e.id === r.id);
-  await started;
+  assert.equal((await started).id, r.id);
   const waiting = r.get({ timeout: 20_000 });
   await waitFor("the waiter's registration", async () => {
     const res = await db.query("select count(*)::int as n from jobs.result_waiters where task_id = $1", [r.id]);
