@@ -222,8 +222,9 @@ test("pgjobs worker --metrics-port serves the worker's metrics while it runs", a
 
 test("pgjobs worker --processes 2 --metrics-port P: each process serves its own, on P and P+1", async () => {
   const port = await freePortPair();
-  const child = spawn(process.execPath, [CLI_BIN, "worker", "--app", "dist/test/fixtures/issue10-metrics-app.js", "--queues", "m_cli2", "--processes", "2", "--metrics-port", `127.0.0.1:${port}`], {
-    env: { ...process.env, DATABASE_URL: db.url, PGJOBS_LOG_LEVEL: "warn" },
+  const child = spawn(process.execPath, [CLI_BIN, "worker", "--app", "dist/test/fixtures/issue10-metrics-app.js", "--queues", "m_cli2", "--processes", "2", "--concurrency", "1", "--prefetch", "0", "--metrics-port", `127.0.0.1:${port}`], {
+    // One task at a time per process, 50 ms each: neither process can take all 40 (2 s) alone.
+    env: { ...process.env, DATABASE_URL: db.url, PGJOBS_LOG_LEVEL: "warn", PGJOBS_FIXTURE_SLEEP_MS: "50" },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
