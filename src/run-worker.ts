@@ -53,6 +53,15 @@ export async function runUntilSignalled(jobs: Jobs, worker: Worker): Promise<num
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // A child of `--processes N` whose supervisor died (kill -9, OOM killer) would run on with
+  // nobody to stop it or restart its siblings: the IPC channel closing is its cue to stop
+  // gracefully, as on SIGTERM.
+  const onOrphaned = () => {
+    jobs.log.warn({ ppid: process.ppid }, "the supervisor is gone: stopping this worker process");
+    onSignal("SIGTERM");
+  };
+  const supervised = process.send !== undefined && process.env.PGJOBS_WORKER_SLOT !== undefined;
+  if (supervised) process.once("disconnect", onOrphaned);
   try {
     await worker.start();
     await done;
@@ -61,5 +70,6 @@ export async function runUntilSignalled(jobs: Jobs, worker: Worker): Promise<num
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
+    process.off("disconnect", onOrphaned);
   }
 }

@@ -288,6 +288,32 @@ test("a task that SIGKILLs its process every time fails after its max attempts w
   assert.equal((await sup.exited).code, 0, sup.stdout().split("\n").slice(-15).join("\n") + sup.stderr());
 });
 
+test("children of a supervisor killed with SIGKILL stop gracefully: running tasks finish, none is left to a lease", async () => {
+  const log = join(tempDir(db, "pgjobs-orphan-"), "attempts.jsonl");
+  const sup = procs.worker(db.url, ["--queues", "orphan", "--processes", "2", "--concurrency", "2", "--prefetch", "0"], { PGJOBS_FIXTURE_LOG: log });
+  const pids = await waitFor("2 worker processes to register", async () => {
+    const w = await workersOf(db, "orphan");
+    return w.size === 2 ? [...w.keys()] : false;
+  });
+  const ids = await enqueueScripts(db, "orphan", Array.from({ length: 4 }, () => ["sleep", 1_500]));
+  await waitFor("4 tasks to start", () => readLog(log).filter((e) => e.ev === "start").length === 4);
+  sup.kill("SIGKILL");
+  await sup.exited;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await waitFor("both orphaned children to exit", () => pids.every((pid) => !alive(pid)), 15_000, 50);
+  // A graceful stop: each running task finished and was acknowledged, and the workers deregistered.
+  assert.deepEqual(await statesOf(db, ids), { succeeded: 4 });
+  assert.equal((await workersOf(db, "orphan")).size, 0, "the stopped workers deregistered");
+  assert.deepEqual([...countBy(readLog(log), "end").values()], [1, 1, 1, 1]);
+});
+
 test("SIGTERM to a supervisor whose children are still starting exits 0", async () => {
   // Found while writing these tests; fails until the supervisor counts a child that the
   // forwarded signal stopped before it installed its handlers as a clean stop (see the report).
