@@ -18,7 +18,10 @@
 //   latency         idle worker (c=10) listening for 2 s, then 300 delay() calls 10 ms apart;
 //                   handler start minus the moment delay() resolved, p50/p95/p99
 //   drain-2proc     20,000 no-op tasks, two worker processes at concurrency 25 each (vs drain-50)
-//   chord           TODO: chords are not built yet (reported as skipped)
+//   chord           chord(group of 1,000 members, callback), in process, worker at c=50, idle and
+//                   listening 2 s first; from the applyAsync() call until the callback's handle.get()
+//                   resolves; rate = members/s. Also the applyAsync() time and the lag from the last
+//                   member's return to the callback's start
 //   floor           the SQL floor: task_claim_many + task_finish_many in a tight loop (batch 10
 //                   and 50, one and two connections), task_enqueue_many with 1 row x 8 connections
 //                   and 1,000 rows x 1 connection
@@ -32,7 +35,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { createJobs } from "../src/index.js";
+import { chord, createJobs, group } from "../src/index.js";
 import { cpuDelta, cpuSnapshot, dist, freshDatabase, median, round, SCHEMA, sleep } from "./common.js";
 import { claimFinishCycle, enqueueLoop, prefillSql } from "./floor.js";
 import type { Final, Progress, WorkerProcConfig } from "./worker-proc.js";
@@ -366,14 +369,122 @@ const latencyScenario: Scenario = {
   }),
 };
 
-// ---- chord (not built yet) ----------------------------------------------------------------------
+// ---- chord (in process: the members, the callback and get() share one clock) --------------------
 
 const chordScenario: Scenario = {
   name: "chord",
-  // TODO(chords): when canvas chords land, enqueue chord(group of 1,000 noop members, a callback)
-  // on a fresh database, time from the enqueue call until the callback has run, and verify that
-  // every member ran once, the callback ran exactly once, and jobs.chords shows the chord fired.
-  run: async () => ({ scenario: "chord", skipped: true, reason: "chords are not built yet (TODO in bench/run.ts)" }),
+  run: () => withDatabase("chord", async ({ name, url, harness }) => {
+    const n = size(1_000), concurrency = 50;
+    const { jobs: producer } = await migrated(url);
+    // Which member ran, and when its handler started and returned (performance.now()).
+    const ran = new Uint8Array(n), memberEnd = new Float64Array(n).fill(NaN);
+    let memberInvocations = 0, outOfRange = 0;
+    let callbackInvocations = 0, callbackStart = NaN, callbackEnd = NaN;
+    let callbackSaw: { n: number; in_order: number } | null = null;
+    const member = async (_ctx: unknown, i: number) => {
+      memberInvocations++;
+      if (!(Number.isInteger(i) && i >= 0 && i < n)) outOfRange++;
+      else {
+        ran[i]!++;
+        memberEnd[i] = performance.now();
+      }
+      return i;
+    };
+    const callback = async (_ctx: unknown, results: number[]) => {
+      callbackStart = performance.now();
+      callbackInvocations++;
+      // Member order: member i returned i, so results[i] must be i.
+      const inOrder = Array.isArray(results) ? results.filter((r, i) => r === i).length : 0;
+      callbackSaw = { n: Array.isArray(results) ? results.length : -1, in_order: inOrder };
+      callbackEnd = performance.now();
+      return callbackSaw;
+    };
+    // The producer builds the signatures (a canvas needs its tasks registered); only the worker's
+    // Jobs runs them.
+    const pMember = producer.task("bench.chord_member", member);
+    const pCallback = producer.task("bench.chord_callback", callback);
+    // Pool: concurrency + 2, as the drains' worker processes.
+    const wjobs = createJobs({ connectionString: url, logLevel: "warn", poolSize: concurrency + 2 });
+    wjobs.task("bench.chord_member", member);
+    wjobs.task("bench.chord_callback", callback);
+    const pf = prefetchFor(concurrency);
+    const w = wjobs.worker({ queues: ["default"], concurrency, ...(pf !== undefined ? { prefetch: pf } : {}) });
+    await w.start();
+    // Idle and listening before the timed window, as in latency: the enqueue's NOTIFY wakes it.
+    await sleep(2_000);
+    const canvas = chord(group(Array.from({ length: n }, (_, i) => pMember.s(i))), pCallback.s());
+
+    const c0 = process.cpuUsage();
+    const s0 = await cpuSnapshot(harness, name);
+    const t0 = performance.now();
+    const handle = await canvas.applyAsync();
+    const tEnq = performance.now();
+    let got: unknown = null, getError: string | null = null;
+    try {
+      got = await handle.get({ timeout: 60_000 });
+    } catch (e) {
+      getError = String((e as Error)?.message ?? e).slice(0, 500);
+    }
+    const t1 = performance.now();
+    const s1 = await cpuSnapshot(harness, name);
+    const c1 = process.cpuUsage(c0);
+    // Stop the worker before counting, so a member run twice after the callback is still seen.
+    await w.stop();
+    await wjobs.close();
+    await producer.close();
+
+    let duplicates = 0, neverRan = 0;
+    for (let i = 0; i < n; i++) {
+      if (ran[i]! > 1) duplicates++;
+      if (ran[i] === 0) neverRan++;
+    }
+    const lastMemberEnd = Math.max(...memberEnd.filter((x) => Number.isFinite(x)));
+    const v = await dbVerify(harness);
+    const callbackId = (handle as { id?: string }).id ?? null;
+    const { rows: chords } = await harness.query<{ total: number; completed: number; remaining: number; failed: number; state: string; callback_id: string | null; members: number; fire_to_callback_start_ms: number | null; open_ms: number | null }>(
+      `select p.total, p.completed, p.remaining, p.failed, p.state, p.callback_id::text,
+              (select count(*)::int from ${SCHEMA}.tasks t where t.chord_id = p.chord_id and t.state = 'succeeded') as members,
+              (extract(epoch from (p.finished_at - p.created_at)) * 1000)::float8 as open_ms,
+              (select (extract(epoch from (t.started_at - p.finished_at)) * 1000)::float8 from ${SCHEMA}.tasks t where t.id = p.callback_id) as fire_to_callback_start_ms
+         from ${SCHEMA}.chord_progress p`);
+    const ch = chords[0];
+    const seen = callbackSaw as { n: number; in_order: number } | null;
+    const gotV = got as { n?: number; in_order?: number } | null;
+    const seconds = (t1 - t0) / 1000;
+    const cpu = cpuDelta(s0, s1, (c1.user + c1.system) / 1e6);
+    const tasks = n + 1; // the members and the callback
+    const verify = {
+      member_invocations: memberInvocations, duplicates, never_ran: neverRan, out_of_range: outOfRange,
+      callback_invocations: callbackInvocations, callback_results: seen?.n ?? null, callback_results_in_order: seen?.in_order ?? null,
+      get_result_ok: gotV?.n === n && gotV?.in_order === n, get_error: getError,
+      db_states: v.states, attempts_not_1: v.attempts_not_1,
+      chords: chords.length, chord: ch ? { total: ch.total, completed: ch.completed, remaining: ch.remaining, failed: ch.failed, state: ch.state, members_succeeded: ch.members, callback_id_matches: ch.callback_id === callbackId } : null,
+      ok: getError === null && memberInvocations === n && duplicates === 0 && neverRan === 0 && outOfRange === 0
+        && callbackInvocations === 1 && seen?.n === n && seen?.in_order === n && gotV?.n === n && gotV?.in_order === n
+        && v.states["succeeded"] === tasks && Object.keys(v.states).length === 1 && v.attempts_not_1 === 0
+        && chords.length === 1 && ch!.total === n && ch!.completed === n && ch!.remaining === 0 && ch!.failed === 0
+        && ch!.state === "fired" && ch!.members === n && ch!.callback_id === callbackId,
+    };
+    return {
+      scenario: "chord", members: n, concurrency, prefetch: pf ?? "library default",
+      seconds: round(seconds), rate: round(n / seconds, 1),
+      enqueue_ms: round(tEnq - t0, 1),
+      // t0 -> the last member's handler returned; that -> the callback's handler started; the
+      // callback's handler returned -> get() resolved. Together with the callback's own run
+      // they make up `seconds`.
+      members_done_ms: round(lastMemberEnd - t0, 1),
+      callback_lag_ms: round(callbackStart - lastMemberEnd, 1),
+      callback_to_get_ms: round(t1 - callbackEnd, 1),
+      // In the database: chord applied -> fired (the acknowledgement that took remaining to 0),
+      // and fired -> the callback's claim (started_at). Postgres' now() is the transaction start.
+      db: { chord_open_ms: round(ch?.open_ms, 1), fire_to_callback_start_ms: round(ch?.fire_to_callback_start_ms, 1) },
+      cpu,
+      // Producer, worker and waiter share this process: node CPU is all three.
+      node_cpu_us_per_task: round((1e6 * (cpu.node_cpu_s ?? 0)) / tasks, 1),
+      pg_cpu_us_per_task: round((1e6 * (cpu.pg_backends_cpu_s ?? 0)) / tasks, 1),
+      verify,
+    };
+  }),
 };
 
 // ---- the SQL floor ------------------------------------------------------------------------------
@@ -468,7 +579,7 @@ out.push("", `pgjobs bench, ${reps} rep(s), medians (node ${process.version}; ${
 out.push("| scenario | runs | jobs/s | s | p50 / p95 / p99 ms | node µs/task | PG µs/task | worker RSS MB | exactly once |");
 out.push("|---|---|---|---|---|---|---|---|---|");
 for (const [sc, ls] of by) {
-  if (sc === "floor" || sc === "chord") continue;
+  if (sc === "floor") continue;
   const lat = sc === "latency" ? `${fmt(med(ls, (l) => l.p50_ms))} / ${fmt(med(ls, (l) => l.p95_ms))} / ${fmt(med(ls, (l) => l.p99_ms))}` : "—";
   out.push(`| ${sc} | ${ls.length} | ${fmt(med(ls, (l) => l.rate))} | ${fmt(med(ls, (l) => l.seconds))} | ${lat} | ${fmt(med(ls, (l) => l.node_cpu_us_per_task))} | ${fmt(med(ls, (l) => l.pg_cpu_us_per_task))} | ${fmt(med(ls, (l) => l.worker_rss_max_mb))} | ${ok(ls)} |`);
 }
