@@ -207,7 +207,7 @@ function isSignature(c: unknown): c is Signature {
 /** The Jobs a canvas belongs to: the one its first signature was made by. */
 function jobsOf(c: Canvas): Jobs {
   if (isSignature(c)) {
-    const j = signatureJobs.get(c);
+    const j = signatureJobs.get(Object.getPrototypeOf(c));
     if (!j) throw new InvalidInputError(`signature of ${c.task} was not made by task.s()/.si(): build signatures from task handles`);
     return j;
   }
@@ -216,8 +216,8 @@ function jobsOf(c: Canvas): Jobs {
   return jobsOf(first);
 }
 
-/** Signatures stay plain data; the Jobs that made each one is remembered here. */
-export const signatureJobs = new WeakMap<Signature, Jobs>();
+/** The Jobs whose signatures have this prototype (signatures stay plain data; see signaturePrototype). */
+export const signatureJobs = new WeakMap<object, Jobs>();
 
 function sigNode(jobs: Jobs, s: Signature): Node {
   const task = jobs.getTask(s.task);
