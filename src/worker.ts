@@ -76,12 +76,48 @@ export interface Claimed {
   started_at: Date;
 }
 
-interface Running {
-  row: Claimed;
-  controller: AbortController;
-  startedAt: number;
+/**
+ * One attempt in progress. Its AbortController is made only when the handler reads ctx.signal or
+ * the attempt is aborted: most attempts are neither, and a controller with its listener and
+ * race promise cost about 13 µs of the worker's 47 µs of CPU per no-op task (drain c=50).
+ */
+class Running {
   /** Set once the outcome is decided, so a late handler result is ignored. */
-  settled: boolean;
+  settled = false;
+  private controller: AbortController | null = null;
+  private aborted = false;
+  private reason: unknown;
+  private rejectRace: ((reason: unknown) => void) | null = null;
+
+  constructor(
+    readonly row: Claimed,
+    readonly startedAt: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.rejectRace?.(reason);
+  }
+
+  /** The handler's outcome, or the abort's reason if the attempt is aborted first. */
+  race<T>(handler: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.aborted) reject(this.reason);
+      this.rejectRace = reject;
+      handler.then(resolve, reject);
+    });
+  }
 }
 
 class Cancelled extends PgJobsError {
@@ -340,8 +376,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private async run(row: Claimed): Promise<void> {
-    const controller = new AbortController();
-    const running: Running = { row, controller, startedAt: performance.now(), settled: false };
+    const running = new Running(row, performance.now());
     this.active.set(row.id, running);
     const info = { id: row.id, name: row.name, queue: row.queue, attempt: row.attempts, maxAttempts: row.max_attempts, workerId: this.id };
     const task = this.jobs.getTask(row.name);
@@ -355,24 +390,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
       if (this.jobs.listenerCount("started") > 0) this.jobs.emit("started", info);
       const timeoutMs = row.timeout_ms ?? (task.options.timeout !== undefined ? toMs(task.options.timeout, "timeout") : null);
-      const aborted = new Promise<never>((_, reject) => {
-        controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
-      });
-      // An abort after the handler settled (shutdown, a late cancel) must not surface as an
-      // unhandled rejection.
-      aborted.catch(() => {});
       if (timeoutMs !== null) {
         timer = setTimeout(
-          () => controller.abort(new TimeoutError(`task ${row.name} (id ${row.id}) timed out after ${timeoutMs} ms (attempt ${row.attempts})`)),
+          () => running.abort(new TimeoutError(`task ${row.name} (id ${row.id}) timed out after ${timeoutMs} ms (attempt ${row.attempts})`)),
           timeoutMs,
         );
       }
-      const ctx = taskContext(this.jobs, row, this.id, controller.signal);
+      const ctx = taskContext(this.jobs, row, this.id, running);
       const call = () => withHeaders(row.headers, { id: row.id, name: row.name }, async () => (await task.handler(ctx, ...row.args)) as Json);
-      const result = await Promise.race([
+      const result = await running.race(
         this.jobs.hooks.length > 0 ? aroundAttempt(this.jobs.hooks, { ...info, runAt: row.run_at, claimedAt: row.started_at }, row.headers, call) : call(),
-        aborted,
-      ]);
+      );
       if (running.settled) return;
       let text: string;
       try {
@@ -458,7 +486,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     for (const id of msg.cancel ?? []) {
       const r = this.active.get(String(id));
-      if (r && !r.settled) r.controller.abort(new Cancelled(`task ${r.row.name} (id ${r.row.id}) was cancelled`));
+      if (r && !r.settled) r.abort(new Cancelled(`task ${r.row.name} (id ${r.row.id}) was cancelled`));
     }
   }
 
@@ -478,7 +506,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       for (const id of ids) {
         if (held.has(id)) continue;
         const r = this.active.get(id);
-        if (r && !r.settled) r.controller.abort(new Cancelled(`task ${r.row.name} (id ${id}) is no longer held by this worker (cancelled, or rescued after a lapsed lease)`));
+        if (r && !r.settled) r.abort(new Cancelled(`task ${r.row.name} (id ${id}) is no longer held by this worker (cancelled, or rescued after a lapsed lease)`));
         this.buffer = this.buffer.filter((b) => b.id !== id);
       }
     } catch (err) {
@@ -634,7 +662,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       for (const [id, r] of this.active) {
         if (r.settled) continue;
         r.settled = true;
-        r.controller.abort(new Cancelled(`worker ${this.name} shut down before task ${r.row.name} (id ${id}) finished`));
+        r.abort(new Cancelled(`worker ${this.name} shut down before task ${r.row.name} (id ${id}) finished`));
         interrupted.push(id);
       }
       // Acknowledgements that cannot land (the database is gone) must not hold a second signal
@@ -683,7 +711,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
 }
 
 /** What a handler receives first: the attempt's identity, signal, logger, headers and progress. */
-export function taskContext(jobs: Jobs, row: Pick<Claimed, "id" | "name" | "queue" | "attempts" | "max_attempts" | "headers">, workerId: string, signal: AbortSignal): TaskContext {
+export function taskContext(
+  jobs: Jobs,
+  row: Pick<Claimed, "id" | "name" | "queue" | "attempts" | "max_attempts" | "headers">,
+  workerId: string,
+  /** An AbortController, or anything that makes the signal when first asked (a worker's attempt). */
+  abort: { readonly signal: AbortSignal },
+): TaskContext {
   let log: TaskContext["log"] | undefined;
   return {
     id: row.id,
@@ -691,7 +725,9 @@ export function taskContext(jobs: Jobs, row: Pick<Claimed, "id" | "name" | "queu
     queue: row.queue,
     attempt: row.attempts,
     maxAttempts: row.max_attempts,
-    signal,
+    get signal() {
+      return abort.signal;
+    },
     headers: row.headers,
     get log() {
       return (log ??= taskLogger(jobs.log, { id: row.id, name: row.name, attempt: row.attempts }));

@@ -114,7 +114,7 @@ async function attempt(jobs: Jobs, row: Claimed, runnerId: string): Promise<Drai
     if (timeoutMs !== null) {
       timer = setTimeout(() => controller.abort(new TimeoutError(`task ${row.name} (id ${row.id}) timed out after ${timeoutMs} ms (attempt ${row.attempts})`)), timeoutMs);
     }
-    const ctx = taskContext(jobs, row, runnerId, controller.signal);
+    const ctx = taskContext(jobs, row, runnerId, controller);
     const call = () => withHeaders(row.headers, { id: row.id, name: row.name }, async () => (await task.handler(ctx, ...row.args)) as Json);
     const result = await Promise.race([
       jobs.hooks.length > 0 ? aroundAttempt(jobs.hooks, { ...info, runAt: row.run_at, claimedAt: row.started_at }, row.headers, call) : call(),
