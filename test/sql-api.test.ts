@@ -55,6 +55,16 @@ test("enqueue_many returns the ids in input order, a dedup key's holder included
   assert.deepEqual(ids.map((id) => nameOf.get(id)), ["m1", "holder", "m3", "m4"]);
 });
 
+test("enqueue_many without keys returns the ids in input order, ready and future rows mixed", async () => {
+  const names = Array.from({ length: 300 }, (_, i) => `order-${i}`);
+  const runAts = names.map((_, i) => (i % 3 === 0 ? new Date(Date.now() + 3_600_000) : null));
+  const { rows } = await db.query<{ id: string }>("select id from jobs.enqueue_many($1::text[], run_ats => $2::timestamptz[])", [names, runAts]);
+  const named = await db.query<{ id: string; name: string; state: string }>("select id, name, state from jobs.tasks where id = any($1::bigint[])", [rows.map((r) => r.id)]);
+  const byId = new Map(named.rows.map((r) => [r.id, r]));
+  assert.deepEqual(rows.map((r) => byId.get(r.id)?.name), names);
+  assert.deepEqual(rows.map((r) => byId.get(r.id)?.state), runAts.map((t) => (t ? "pending" : "ready")));
+});
+
 test("a dedup key returns the unfinished task's id, and is free again once it finished", async () => {
   const key = `k-${randomUUID()}`;
   const enqueue = async () => (await db.query("select jobs.enqueue('dedup', '[1]', key => $1) as id", [key])).rows[0].id;
@@ -78,6 +88,14 @@ test("bad input raises a one-line error and writes nothing", async () => {
   assert.match(args.message, /args must be a JSON array/);
   // One bad element fails the whole batch: its good neighbours are not written either.
   await invalidInput(db.query("select * from jobs.enqueue_many(array['good', 'bad', 'good'], priorities => array[0, 101, 0])"));
+  // The error names the first bad row, whichever check (of whole arrays) caught the batch.
+  const third = await invalidInput(db.query("select * from jobs.enqueue_many(array['a', 'b', 'c', 'd'], queues => array['q', 'q', 'bad queue', 'also bad'])"));
+  assert.match(third.message, /task c: invalid queue name 'bad queue'/);
+  const headers = await invalidInput(db.query(`select * from jobs.enqueue_many(array['a', 'b'], headers => array['{}', '[1]']::jsonb[])`));
+  assert.match(headers.message, /task b: headers must be a JSON object, got array/);
+  // An array longer than names would give tasks with no name: refused, saying so.
+  const lengths = await invalidInput(db.query("select * from jobs.enqueue_many(array['a'], run_ats => array[now(), now()])"));
+  assert.match(lengths.message, /arrays of different lengths \(1 names\)/);
   assert.equal(await count("true"), before);
 });
 
