@@ -491,9 +491,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
+  private heartbeating = false;
+
   /** Renew the leases of what this worker holds; abort what it no longer holds. */
   private async heartbeat(): Promise<void> {
-    const ids = [...this.active.keys(), ...this.buffer.map((b) => b.id), ...this.acking];
+    // One at a time: when a renewal takes longer than the interval (a slow or stalled server),
+    // overlapping ones would queue up in the pool ahead of the acknowledgements, without end.
+    if (this.heartbeating) return;
+    this.heartbeating = true;
+    const ids = [...new Set([...this.active.keys(), ...this.buffer.map((b) => b.id), ...this.acking])];
     try {
       const [row] = await runPrepared<{ held: string[]; registered: boolean }>(this.jobs.pool, this.st("task_renew_leases"), [this.id, ids, this.leaseMs]);
       if (!row) return;
@@ -512,6 +518,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
     } catch (err) {
       this.jobs.log.warn({ err: (err as Error).message }, "heartbeat failed; retrying at the next interval");
+    } finally {
+      this.heartbeating = false;
     }
   }
 

@@ -177,7 +177,7 @@ test("a second SIGTERM stops at once: running tasks are aborted and handed back,
   assert.deepEqual(rows, [{ state: "ready", attempts: 0 }, { state: "ready", attempts: 0 }], "handed back: a stop by the worker does not count as an attempt");
 });
 
-test("four worker processes with random claim batch sizes race over 20,000 tasks: each succeeds exactly once, no deadlock", async (t) => {
+test("four worker processes with random claim batch sizes and heartbeats every few ms race over 20,000 tasks: each succeeds exactly once, no deadlock", async (t) => {
   const N = 20_000;
   const log = join(tempDir(db, "pgjobs-race-"), "attempts.jsonl");
   const seed = Number(process.env.PGJOBS_RACE_SEED ?? Date.now() % 100_000);
@@ -186,7 +186,9 @@ test("four worker processes with random claim batch sizes race over 20,000 tasks
     s = (s * 1103515245 + 12345) % 2 ** 31; // a seeded LCG: a failure can be replayed with PGJOBS_RACE_SEED
     return lo + (s % (hi - lo + 1));
   };
-  const configs = [1, 2, 3, 4].map(() => ({ queue: "race", concurrency: rand(4, 60), prefetch: rand(0, 100), batchSize: rand(1, 250) }));
+  // Heartbeats every few ms, so lease renewals run alongside claims and acknowledgements (with
+  // the default 5 s there would be none in this test's 2-3 s): they lock the same rows.
+  const configs = [1, 2, 3, 4].map(() => ({ queue: "race", concurrency: rand(4, 60), prefetch: rand(0, 100), batchSize: rand(1, 250), heartbeatMs: rand(5, 40) }));
   t.diagnostic(`seed ${seed}: ${JSON.stringify(configs)}`);
   const workers = configs.map((c) => procs.node([RACE_WORKER, JSON.stringify(c)], { DATABASE_URL: db.url, PGJOBS_FIXTURE_LOG: log, PGJOBS_LOG_LEVEL: "warn", PGJOBS_FIXTURE_POOL: "3" }));
   await waitFor("4 workers to register", async () => (await workersOf(db, "race")).size === 4);
