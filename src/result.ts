@@ -3,6 +3,7 @@ import type pg from "pg";
 import { PgJobsError, TaskFailedError, TimeoutError } from "./errors.js";
 import type { Listener } from "./listener.js";
 import type { Logger } from "./logger.js";
+import { reconnectDelay } from "./backoff.js";
 import { runPrepared } from "./db.js";
 import { channels, statement } from "./sql.js";
 import type { Json } from "./json.js";
@@ -43,6 +44,8 @@ export class ResultWaiters {
   private pollTimer: NodeJS.Timeout | null = null;
   private checking = false;
   private recheck = new Set<string>();
+  private failedChecks = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -175,10 +178,21 @@ export class ResultWaiters {
         try {
           rows = await runPrepared<TaskRecord>(this.pool, statement(this.schema, "task_wait_check"), [batch]);
         } catch (err) {
-          this.log.warn({ err: (err as Error).message }, "reading results failed; the poll will retry");
+          // Read again soon rather than at the poll: a read that lost a deadlock (it share-locks
+          // running rows while a finish of the same rows locks them in another order) has a
+          // finish committing right behind it, possibly one that sent no NOTIFY because it began
+          // before this waiter registered.
           for (const id of batch) this.recheck.add(id);
+          this.failedChecks++;
+          const delay = reconnectDelay(this.failedChecks, 50, this.pollMs);
+          this.log.warn({ err: (err as Error).message, retryInMs: delay }, "reading results failed; reading again");
+          this.retryTimer ??= setTimeout(() => {
+            this.retryTimer = null;
+            void this.check([]);
+          }, delay);
           return;
         }
+        this.failedChecks = 0;
         const finished: string[] = [];
         for (const row of rows) {
           if (!FINAL_STATES.has(row.state)) continue;
@@ -221,6 +235,9 @@ export class ResultWaiters {
   async stop(): Promise<void> {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.recheck.clear();
     const ids = [...this.waiters.keys()];
     for (const set of this.waiters.values()) {
       for (const w of set) w.reject(new Error("pgjobs: jobs.close() was called while waiting for a result"));

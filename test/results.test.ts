@@ -213,3 +213,41 @@ test("a waiter registered while the task runs gets the result the succeeded even
   assert.deepEqual((await succeeded).result, [1, "two", { three: 3 }]);
   await jobs.close();
 });
+
+test("a waiter whose read is chosen as a deadlock victim (against a finish of the same tasks) reads again at once, not at the next poll", async (t) => {
+  // The finish took its snapshot (and found nobody waiting, so it will send no NOTIFY) before
+  // the waiter registered; it locked B; the waiter's read then share-locked A and waited on B;
+  // the finish then wanted A. The waiter has waited longer, so its deadlock check fires first
+  // and its read is the one rolled back. Only reading again finds both finished (poll: 60 s).
+  const jobs = openJobs(db, { resultPoll: 60_000 });
+  const { rows } = await db.query<{ id: string }>("select id from jobs.enqueue_many(array['dl_a', 'dl_b'], queues => array['r_deadlock', 'r_deadlock']) order by id");
+  const [a, b] = rows.map((r) => r.id) as [string, string];
+  await db.query("update jobs.tasks set state = 'running', worker_id = gen_random_uuid(), attempts = 1, lease_until = now() + interval '1 hour' where id = any($1::bigint[])", [[a, b]]);
+  const finisher = await db.connect();
+  const finishing = finisher.query(`
+    do $$
+    begin
+      perform jobs.notify_waiters(array[${a}, ${b}]::bigint[]);  -- nobody waits yet: no NOTIFY
+      update jobs.tasks set state = 'succeeded', result = '"b"', finished_at = now(), lease_until = null where id = ${b};
+      -- Until the waiter's read is blocked (on B), holding a share lock on A.
+      loop
+        perform pg_stat_clear_snapshot();
+        exit when exists (select from pg_stat_activity where wait_event_type = 'Lock' and query like '%task_wait_check%');
+        perform pg_sleep(0.01);
+      end loop;
+      update jobs.tasks set state = 'succeeded', result = '"a"', finished_at = now(), lease_until = null where id = ${a};
+    end $$`);
+  const t0 = performance.now();
+  const records = await jobs.waiters.wait([a, b], { timeoutMs: 20_000 });
+  const ms = performance.now() - t0;
+  await finishing;
+  await finisher.end();
+  assert.deepEqual(records.map((r) => [r.state, r.result]), [["succeeded", "a"], ["succeeded", "b"]]);
+  // The scenario did happen (statistics reach pg_stat_database within a second or so).
+  await waitFor("the server to count the deadlock", async () => {
+    const { rows: dl } = await db.query("select deadlocks::int as n from pg_stat_database where datname = current_database()");
+    return dl[0].n >= 1;
+  });
+  t.diagnostic(`resolved ${ms.toFixed(0)} ms after the wait began (deadlock_timeout 1 s)`);
+  await jobs.close();
+});
