@@ -302,6 +302,13 @@ test("jobs.chord_progress shows total, completed, remaining and failed as member
 
   await db.query(statement("jobs", "task_fail_many").text, [[c!.id], [c!.attempts], [JSON.stringify({ name: "Error", message: "no" })], [null], worker]);
   assert.deepEqual(await progress(), { total: 5, completed: 2, remaining: 3, failed: 1, state: "failed" });
+
+  // Members that succeed after the chord failed are still counted; the callback never runs.
+  const [, , , d, e] = claimed.rows;
+  await db.query(statement("jobs", "task_finish_many").text, [[d!.id, e!.id], [d!.attempts, e!.attempts], ["4", "5"], worker]);
+  assert.deepEqual(await progress(), { total: 5, completed: 4, remaining: 1, failed: 1, state: "failed" });
+  // Its callback stays what the failure made it: a cancelled placeholder naming the failed member.
+  assert.deepEqual((await taskRows("name = 'wf.sum' and queue = $1", [queue])).map((r) => r.state), ["cancelled"]);
 });
 
 test("a canvas applied in the caller's transaction exists only if it commits", async () => {
@@ -360,6 +367,18 @@ test("jobs.apply_canvas refuses a canvas with a bad step anywhere in it, and wri
   assert.ok(err, "apply_canvas accepted a chain whose second step has an invalid queue name");
   assert.equal(err.code, "22023", err.message);
   assert.match(err.message, /queue/);
+  // In a chord header (checked as a whole when every member is fine) the bad member is named
+  // by its path; so is a bad error callback of a member.
+  const badMember = await db
+    .query(`select jobs.apply_canvas('{"t":"chord","header":[{"t":"sig","name":"wf.add","args":[1,1]},{"t":"sig","name":"wf.add","args":[2,2],"priority":500},{"t":"sig","name":"wf.add","args":[3,3]}],"body":{"t":"sig","name":"wf.sum"}}')`)
+    .then(() => undefined, (e: Error & { code?: string }) => e);
+  assert.equal(badMember?.code, "22023", badMember?.message);
+  assert.match(badMember!.message, /canvas\.header\[1\] \(task wf\.add\): priority 500 is out of range/);
+  const badErrback = await db
+    .query(`select jobs.apply_canvas('{"t":"group","members":[{"t":"sig","name":"wf.add","args":[1,1]},{"t":"sig","name":"wf.add","args":[2,2],"errbacks":[{"t":"sig","name":""}]}]}')`)
+    .then(() => undefined, (e: Error & { code?: string }) => e);
+  assert.equal(badErrback?.code, "22023", badErrback?.message);
+  assert.match(badErrback!.message, /canvas\.members\[1\]\.errbacks\[0\] has an invalid task name/);
   assert.equal((await db.query("select count(*)::int as n from jobs.tasks")).rows[0].n, before);
 });
 
