@@ -56,6 +56,8 @@ function isPlainJson(v: unknown, depth: number): boolean {
   if (v === null) return true;
   if (depth > FAST_DEPTH) return false;
   if (Array.isArray(v)) {
+    // An Array subclass may have a toJSON of its own: the walk judges it.
+    if (Object.getPrototypeOf(v) !== Array.prototype) return false;
     // A hole reads as undefined, which is refused: both go to the walk that names them.
     for (let i = 0; i < v.length; i++) if (!isPlainJson(v[i], depth + 1)) return false;
     return true;

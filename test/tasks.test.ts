@@ -158,6 +158,19 @@ test("bad input gets a one-line error that names the task and the value, and wri
   await other.close();
 });
 
+test("a signature passed as an argument is plain data: it arrives as its JSON, without its methods", async () => {
+  const jobs = openJobs(db);
+  const inner = jobs.task("sig_inner", async (_ctx, n: number) => n, { queue: "t_sig_arg" });
+  const outer = jobs.task("sig_outer", async (_ctx, s: unknown) => s, { queue: "t_sig_arg" });
+  const sig = inner.signature([7], { priority: 3 });
+  assert.deepEqual(Object.keys(sig), ["kind", "task", "args", "options", "immutable"]);
+  assert.equal(typeof sig.delay, "function");
+  await jobs.worker({ queues: ["t_sig_arg"] }).start();
+  const r = await outer.delay(sig as never);
+  assert.deepEqual(await r.get({ timeout: 10_000 }), { kind: "signature", task: "sig_inner", args: [7], options: { priority: 3 }, immutable: false });
+  await jobs.close();
+});
+
 test("context set with jobs.context.run arrives in ctx.headers and flows on to tasks the handler enqueues", async () => {
   const jobs = openJobs(db);
   const child = jobs.task("ctx_child", async (ctx: TaskContext) => ({ headers: ctx.headers }), { queue: "t_ctx" });
