@@ -11,6 +11,7 @@ import { statement } from "../src/sql.js";
 import { addSchedule } from "../src/scheduler.js";
 import { useDatabase } from "./helpers/db.js";
 import { csrfOf, http, openEvents, postForm, serve, startDashboardCli, until, type TestDashboard } from "./fixtures/issue9-helpers.js";
+import { parseProm, total } from "./fixtures/issue10-prom.js";
 
 const db = useDatabase();
 const TOKEN = "s3cret-token-for-the-dashboard-tests";
@@ -261,7 +262,7 @@ test("with a token, a request without it gets 401 and changes nothing; the token
   const c = await setup();
   const d = await serve(db, { pool: db.pool, schema: "jobs", token: TOKEN, basicAuth: "ops:pa55word-for-tests", prefix: "/ops", pollInterval: 60_000 });
   const before = await auditCount();
-  for (const path of ["", "tasks", `tasks/${c.failedId}`, "events", `tasks/${c.failedId}/args.json`]) {
+  for (const path of ["", "tasks", `tasks/${c.failedId}`, "events", `tasks/${c.failedId}/args.json`, "metrics"]) {
     assert.equal((await http(`${d.url}${path}`)).status, 401, path);
   }
   const csrf = csrfOf((await http(`${d.url}`, { headers: { authorization: `Bearer ${TOKEN}` } })).body);
@@ -303,6 +304,24 @@ test("with a token, a request without it gets 401 and changes nothing; the token
   const css = /href="(\/ops\/assets\/[^"]+\.css)"/.exec(login.body)![1]!;
   assert.equal((await http(`${d.origin}${css}`)).status, 200);
   await d.close();
+});
+
+test("the dashboard serves Prometheus metrics at /metrics (per-queue counts equal SQL); metrics: false serves none", async () => {
+  await setup();
+  const d = await serve(db, { pool: db.pool, schema: "jobs", token: TOKEN, pollInterval: 60_000 });
+  const scrape = await http(`${d.url}metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(scrape.status, 200);
+  assert.match(scrape.headers["content-type"] as string, /^text\/plain/);
+  const samples = parseProm(scrape.body);
+  const { rows } = await db.query<{ queue: string; state: string; n: number }>(
+    "select queue, state::text, count(*)::int as n from jobs.tasks where state in ('ready', 'failed') group by 1, 2");
+  assert.ok(rows.length > 0);
+  for (const r of rows) assert.equal(total(samples, "pgjobs_queue_tasks", { queue: r.queue, state: r.state }), r.n, `${r.queue} ${r.state}`);
+  assert.ok(samples.some((x) => x.name === "pgjobs_pool_connections"), "and the dashboard's own pool");
+  await d.close();
+  const off = await serve(db, { pool: db.pool, schema: "jobs", pollInterval: 60_000, metrics: false });
+  assert.equal((await http(`${off.url}metrics`)).status, 404);
+  await off.close();
 });
 
 test("--read-only hides every action and refuses each with 403", async () => {

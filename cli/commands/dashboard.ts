@@ -26,6 +26,11 @@ export default class DashboardCommand extends BaseCommand<typeof DashboardComman
     "read-only": Flags.boolean({ default: false, description: "hide and refuse every action (403)" }),
     prefix: Flags.string({ default: "", description: "serve under this path, e.g. /jobs (behind a reverse proxy)" }),
     "poll-interval": Flags.string({ default: "5s", description: "how often pages refresh when no notification came" }),
+    metrics: Flags.boolean({
+      default: true,
+      allowNo: true,
+      description: "serve Prometheus metrics at /metrics, behind the same credentials (per-queue counts from SQL, cached 5 s; process metrics)",
+    }),
   };
 
   public async run(): Promise<void> {
@@ -54,7 +59,7 @@ export default class DashboardCommand extends BaseCommand<typeof DashboardComman
     pool.on("error", () => {}); // an idle connection lost: the next query reconnects
     let served;
     try {
-      served = await serveDashboard({ pool, schema, host: f.host, port: f.port, token, basicAuth, readOnly: f["read-only"], prefix: f.prefix, pollInterval });
+      served = await serveDashboard({ pool, schema, host: f.host, port: f.port, token, basicAuth, readOnly: f["read-only"], prefix: f.prefix, pollInterval, metrics: f.metrics ? { processMetrics: true } : false });
     } catch (err) {
       await pool.end().catch(() => {});
       throw err;

@@ -24,6 +24,7 @@ import { InvalidInputError, PgJobsError } from "../errors.js";
 import { validateQueue, validateSchema } from "../identifiers.js";
 import type { Json } from "../json.js";
 import type { Logger } from "../logger.js";
+import { createMetrics, type MetricsOptions } from "../metrics.js";
 import { ACTIONS, checkTarget, perform, type ActionName } from "./actions.js";
 import { assets } from "./assets.js";
 import { authenticate, checkToken, cookieValue, COOKIE, Csrf, hostAllowed, parseBasicAuth, type AuthConfig, type BasicAuth } from "./auth.js";
@@ -58,6 +59,13 @@ export interface DashboardOptions {
   pollInterval?: Duration;
   /** The fewest milliseconds between two refreshes of one page. Default 1000. */
   minRefreshInterval?: number;
+  /**
+   * Serve Prometheus metrics at `<prefix>/metrics`, behind the same sign-in (a scraper sends the
+   * token as `Authorization: Bearer`): per-queue counts and the oldest ready task's age from SQL
+   * (cached 5 s), and this process's pool. Options as createMetrics takes them. Default true;
+   * false serves none.
+   */
+  metrics?: boolean | MetricsOptions;
   logger?: Logger;
 }
 
@@ -127,6 +135,7 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
   }
   const log = options.logger ?? jobs.log;
   const data = new DashboardData(jobs.pool, jobs.schema);
+  const metrics = options.metrics === false ? null : createMetrics(jobs, typeof options.metrics === "object" ? options.metrics : {});
   const csrf = new Csrf();
   // The sign-in form has a token of its own: the actions' token is shown to signed-in users only.
   const loginCsrf = new Csrf();
@@ -194,6 +203,7 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
       res.setHeader("allow", "GET, HEAD, POST");
       throw new HttpError(405, `method ${method} is not allowed`);
     }
+    if (path === "metrics" && metrics) return metrics.handler(req, res);
     if (path === "events") {
       const watch = (url.searchParams.get("watch") ?? "").split(",").filter((id) => /^\d{1,19}$/.test(id)).slice(0, 200);
       return hub.open(res, watch);
@@ -447,6 +457,7 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
       value: async () => {
         if (closed) return;
         closed = true;
+        metrics?.close();
         await hub.close();
         if (ownJobs) await jobs.close();
       },
