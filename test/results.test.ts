@@ -232,7 +232,7 @@ test("a waiter whose read is chosen as a deadlock victim (against a finish of th
       -- Until the waiter's read is blocked (on B), holding a share lock on A.
       loop
         perform pg_stat_clear_snapshot();
-        exit when exists (select from pg_stat_activity where wait_event_type = 'Lock' and query like '%task_wait_check%');
+        exit when exists (select from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%task_wait_check%');
         perform pg_sleep(0.01);
       end loop;
       update jobs.tasks set state = 'succeeded', result = '"a"', finished_at = now(), lease_until = null where id = ${a};
