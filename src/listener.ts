@@ -34,7 +34,21 @@ export class Listener {
   private wakeRetry: (() => void) | null = null;
   private connectedOnce = false;
 
+  /** The connection's statements, one after another (see serial). */
+  private tail: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly opts: ListenerOptions) {}
+
+  /**
+   * Run `sql` on `client` after whatever this listener sent it before: several subscribers
+   * starting together (a worker subscribes to three channels at once) must not stack queries in
+   * node-postgres' own queue, which pg 8 deprecates (a warning on stderr) and pg 9 removes.
+   */
+  private serial(client: pg.Client, sql: string): Promise<unknown> {
+    const run = this.tail.then(() => client.query(sql));
+    this.tail = run.catch(() => {});
+    return run;
+  }
 
   /** LISTEN on `channel` (once per process) and call `fn` with each payload. Resolves when listening. */
   async subscribe(channel: string, fn: Handler): Promise<() => void> {
@@ -48,7 +62,7 @@ export class Listener {
     await this.ensureConnected();
     if (first && this.client) {
       try {
-        await this.client.query(`listen ${pg.escapeIdentifier(channel)}`);
+        await this.serial(this.client, `listen ${pg.escapeIdentifier(channel)}`);
       } catch (err) {
         // The connection broke under us: the reconnect re-LISTENs every channel.
         this.opts.log.warn({ err }, "listen failed; reconnecting");
@@ -146,7 +160,7 @@ export class Listener {
       const dead = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`probe unanswered after ${timeout} ms`)), timeout);
       });
-      Promise.race([client.query("select 1"), dead])
+      Promise.race([this.serial(client, "select 1"), dead])
         .catch((err: Error) => {
           if (this.client !== client) return;
           this.opts.log.warn({ err: err.message }, "LISTEN connection probe failed; reconnecting");
@@ -163,6 +177,8 @@ export class Listener {
   private reset(): void {
     const old = this.client;
     this.client = null;
+    // A statement stuck on the dead connection must not hold up the next one's.
+    this.tail = Promise.resolve();
     if (this.probeTimer) {
       clearInterval(this.probeTimer);
       this.probeTimer = null;

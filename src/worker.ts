@@ -267,18 +267,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
     this.every(this.pollMs, () => {
       this.wake(this.queues);
-      void this.stageDue();
+      this.background(this.stageDue());
     });
     this.every(this.heartbeatMs, () => void this.heartbeat());
-    this.every(this.rescueMs, () => void this.maintain());
+    this.every(this.rescueMs, () => this.background(this.maintain()));
     // The first claim before the housekeeping: started together, staging, rescuing and the
     // vacuum check opened pool connections alongside it and held the first task back 55-70 ms
     // (start() to the first handler: ~115 ms, of an io-drain's 2.0 s ideal).
     this.wake(this.queues);
     const housekeeping = () => {
       if (this.state !== "running") return;
-      void this.stageDue();
-      void this.maintain();
+      this.background(this.stageDue());
+      this.background(this.maintain());
     };
     if (this.filling) this.firstFill = () => housekeeping();
     else housekeeping();
@@ -286,6 +286,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.state !== "running") await this.scheduler?.stop();
     this.jobs.log.info({ worker: this.id, queues: this.queues, concurrency: this.concurrency, beat: this.beat }, "worker started");
     return this;
+  }
+
+  /** Staging and maintenance in flight: stop() waits for them before it deregisters. */
+  private readonly housework = new Set<Promise<void>>();
+
+  private background(p: Promise<void>): void {
+    this.housework.add(p);
+    void p.finally(() => this.housework.delete(p));
   }
 
   private every(ms: number, fn: () => void): void {
@@ -564,7 +572,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.dueTimer = setTimeout(() => {
       this.dueTimer = null;
       this.dueAt = Infinity;
-      void this.stageDue();
+      this.background(this.stageDue());
     }, Math.max(0, inMs) + 5);
   }
 
@@ -708,6 +716,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       clearInterval(heartbeat);
       this.state = "stopped";
+      // Nothing of this worker's may still use the pool once stop() resolves (the app closes it next).
+      await Promise.allSettled([...this.housework]);
       await runPrepared(this.jobs.pool, this.st("worker_deregister"), [this.id]).catch(() => {});
       this.jobs.log.info({ worker: this.id }, "worker stopped");
       this.emit("stopped");
