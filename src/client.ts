@@ -244,6 +244,7 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     const retries = o.retries ?? task.options.retries ?? DEFAULT_RETRIES;
     checkRetries(retries, name);
     let runAt: Date | null = null;
+    let delayMs: number | null = null;
     if ("eta" in o && o.eta !== undefined) {
       const eta = o.eta instanceof Date ? o.eta : new Date(o.eta);
       if (Number.isNaN(eta.getTime())) throw new InvalidInputError(`task ${name}: eta is not a valid Date`);
@@ -254,7 +255,11 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
         throw new InvalidInputError(`task ${name}: countdown must be 0 or more seconds, got ${o.countdown}`);
       }
       const ms = typeof o.countdown === "number" ? o.countdown * 1000 : toMs(o.countdown, `task ${name}: countdown`);
-      if (ms > 0) runAt = new Date(Date.now() + ms);
+      // Sent as a delay: the database adds it to its own now(), whatever this host's clock says.
+      if (ms > 0) {
+        delayMs = Math.round(ms);
+        runAt = null;
+      }
     }
     const timeoutMs = o.timeout !== undefined ? toMs(o.timeout, `task ${name}: timeout`) : null;
     if (o.key !== undefined && (typeof o.key !== "string" || o.key.length === 0)) {
@@ -268,6 +273,7 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
       queue,
       priority,
       runAt,
+      delayMs,
       maxAttempts: retries + 1,
       key: o.key ?? null,
       headers: o.headers || (runHooks && this.hooks.length > 0) ? toJsonText(headers, name, "headers") : JSON.stringify(headers),

@@ -8,7 +8,10 @@ export interface TaskRow {
   args: string; // JSON text of an array
   queue: string;
   priority: number;
+  /** An eta: the caller's absolute time. */
   runAt: Date | null;
+  /** A countdown: made run_at by the database, on its clock. */
+  delayMs: number | null;
   maxAttempts: number;
   key: string | null;
   headers: string; // JSON text of an object
@@ -134,5 +137,6 @@ function toParams(rows: TaskRow[]): unknown[] {
     col((r) => r.chordId),
     col((r) => r.timeoutMs),
     col((r) => r.workflow),
+    col((r) => r.delayMs),
   ];
 }

@@ -754,6 +754,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       queue: def.queue,
       priority: def.priority,
       runAt: null,
+      delayMs: null,
       maxAttempts: def.options?.maxAttempts ?? 4,
       key: null,
       headers: JSON.stringify({ schedule: name, fire_at: fireAt.toISOString() }),

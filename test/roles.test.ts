@@ -5,8 +5,13 @@
  * its own (unique names) and drops them at the end.
  */
 import assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import pg from "pg";
+import { migrate } from "../src/migrator.js";
+import { REPO_ROOT } from "./helpers/paths.js";
 import { createJobs, type Jobs } from "../src/index.js";
 import { statement } from "../src/sql.js";
 import { runCli } from "./helpers/cli.js";
@@ -141,4 +146,40 @@ test("granting to a role that does not exist is one line naming it, exit 2", asy
   assert.equal(r.code, 2);
   assert.equal(r.stdout, "");
   assert.match(r.stderr, new RegExp(`^pgjobs: role "pgjobs_t_nosuch_${suffix}" does not exist: create it first .*\\n$`));
+});
+
+test("roles granted before enqueue_many took delays (000015) can still call it after that migration", async () => {
+  await createRoles();
+  const other = await db.createDatabase({ migrated: false });
+  db.onClose(async () => {
+    // The roles' grants in this database go before the roles do (registered after createRoles: runs first).
+    const c = new pg.Client({ connectionString: other.url });
+    await c.connect();
+    try {
+      await c.query(`drop owned by ${pg.escapeIdentifier(PRODUCER)}, ${pg.escapeIdentifier(WORKER)}`);
+    } finally {
+      await c.end();
+    }
+  });
+  // The migrations as they were before 000015, with the roles granted then; then the rest.
+  const committed = join(REPO_ROOT, "migrations", "committed");
+  const before = mkdtempSync(join(tmpdir(), "pgjobs-before-000015-"));
+  db.onClose(() => rmSync(before, { recursive: true, force: true }));
+  for (const f of readdirSync(committed).filter((f) => f < "000015")) copyFileSync(join(committed, f), join(before, f));
+  await migrate(other.url, { dir: `${before}/`, producerRole: PRODUCER, workerRole: WORKER });
+  const { applied } = await migrate(other.url);
+  assert.deepEqual(applied.map((f) => f.slice(0, 6)), ["000015"]);
+  for (const role of [PRODUCER, WORKER]) {
+    const u = new URL(other.url);
+    u.username = role;
+    u.password = PASSWORD;
+    const c = new pg.Client({ connectionString: u.toString() });
+    await c.connect();
+    try {
+      const { rows } = await c.query("select id from jobs.enqueue_many(array['after_upgrade'], delays_ms => array[60000]::bigint[])");
+      assert.equal(rows.length, 1, `${role} enqueues through the new signature`);
+    } finally {
+      await c.end();
+    }
+  }
 });

@@ -93,6 +93,8 @@ test("bad input raises a one-line error and writes nothing", async () => {
   assert.match(third.message, /task c: invalid queue name 'bad queue'/);
   const headers = await invalidInput(db.query(`select * from jobs.enqueue_many(array['a', 'b'], headers => array['{}', '[1]']::jsonb[])`));
   assert.match(headers.message, /task b: headers must be a JSON object, got array/);
+  const delay = await invalidInput(db.query("select * from jobs.enqueue_many(array['a', 'b'], delays_ms => array[0, -5]::bigint[])"));
+  assert.match(delay.message, /task b: delay -5 ms is negative/);
   // An array longer than names would give tasks with no name: refused, saying so.
   const lengths = await invalidInput(db.query("select * from jobs.enqueue_many(array['a'], run_ats => array[now(), now()])"));
   assert.match(lengths.message, /arrays of different lengths \(1 names\)/);
