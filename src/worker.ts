@@ -248,7 +248,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const listener = this.jobs.listener();
     const ch = channels(this.jobs.schema);
     // Registering (a pool connection) and subscribing (the LISTEN connection) side by side.
-    const [, ...subscriptions] = await Promise.all([
+    const [registered, ...subscribed] = await Promise.allSettled([
       runPrepared(this.jobs.pool, st("worker_register"), [
         this.id, this.name, hostname(), process.pid, this.queues, this.concurrency,
         JSON.stringify({ tasks: this.jobs.taskNames(), prefetch: this.autoPrefetch ? "auto" : this.prefetch }),
@@ -259,7 +259,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
       listener.subscribe(ch.control, (payload) => this.onControl(payload)),
       listener.subscribe(ch.due, (payload) => this.armDueTimer(Number(payload))),
     ]);
-    this.unsubscribe.push(...subscriptions);
+    for (const s of subscribed) if (s.status === "fulfilled") this.unsubscribe.push(s.value);
+    const failed = [registered, ...subscribed].find((r) => r.status === "rejected");
+    if (failed) {
+      // A failed start leaves no handler behind in the process's shared listener.
+      for (const u of this.unsubscribe) u();
+      this.unsubscribe = [];
+      throw failed.reason;
+    }
     this.unsubscribe.push(listener.onReconnect(() => this.wake(this.queues)));
     // stop() during start(): it waits for this, then shuts down what was set up so far.
     if (this.state !== "starting") return this;
