@@ -1,5 +1,5 @@
 --! Previous: sha1:5bec9503e2fcf35385b02cd5f15874640d036a53
---! Hash: sha1:554d542c414d743d79df8ed218553837bb9a4320
+--! Hash: sha1:f2ae55d057fca73418eb44f57fba45529525f8fd
 --! Message: enqueue_many takes delays
 
 -- enqueue_many takes delays (delays_ms bigint[], last): a countdown from TypeScript becomes
@@ -10,7 +10,9 @@
 -- A new parameter changes the function's identity: the old one is dropped and its EXECUTE
 -- grants (producer and worker roles made before this migration) are carried over.
 
-create temporary table pgjobs_enqueue_many_grantees on commit drop as
+-- A plain temporary table, dropped below: this file also works outside a transaction (psql -f).
+drop table if exists pg_temp.pgjobs_enqueue_many_grantees;
+create temporary table pgjobs_enqueue_many_grantees as
 select r.rolname::text as role_name
   from pg_proc p
   cross join lateral aclexplode(p.proacl) a
@@ -194,6 +196,7 @@ begin
   end loop;
 end
 $$;
+drop table pg_temp.pgjobs_enqueue_many_grantees;
 
 -- The producer's grant names the function by its new signature.
 create or replace function :SCHEMA.grant_producer(role_name name) returns void
