@@ -103,7 +103,10 @@ test("a real Postgres restart in the middle of a run: every task completes exact
     const { rows } = await jobs.pool.query("select count(*)::int as n from jobs.workers");
     return rows[0].n === 2;
   });
-  const results = (await jobs.enqueueMany(Array.from({ length: 300 }, () => script.s("sleep", 50)))) as AsyncResult<{ pid: number }>[];
+  // 300 x 150 ms on 20 slots: about 2.3 s of work, so that the restart (the server's stop alone
+  // can take half a second) lands while tasks still run; at 50 ms each, all 300 were once done
+  // before the server was back.
+  const results = (await jobs.enqueueMany(Array.from({ length: 300 }, () => script.s("sleep", 150)))) as AsyncResult<{ pid: number }>[];
   const ids = results.map((r) => r.id);
   // 20 s, well under the 60 s fallback poll: the results must come by notification.
   let resolved = 0;
