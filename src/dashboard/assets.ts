@@ -32,6 +32,7 @@ const LIVE_JS = `// pgjobs dashboard: server-sent events -> htmx refreshes of th
   var base = body.getAttribute("data-base") || "/";
   var source = null;
   var watching = null;
+  var opens = 0;
 
   function setStatus(cls, text) {
     var el = document.getElementById("live-status");
@@ -57,7 +58,12 @@ const LIVE_JS = `// pgjobs dashboard: server-sent events -> htmx refreshes of th
     if (source) source.close();
     watching = w;
     source = new EventSource(base + "events" + (w ? "?watch=" + w : ""));
-    source.addEventListener("open", function () { setStatus("on", "live"); });
+    source.addEventListener("open", function () {
+      setStatus("on", "live");
+      // A stream opened again (a new watch list, or after a drop): a change that came while no
+      // stream was open reached nobody, so refresh once.
+      if (opens++ > 0) htmx.trigger(body, "pgjobs:change");
+    });
     source.addEventListener("error", function () { setStatus("off", "reconnecting"); });
     source.addEventListener("change", function () { htmx.trigger(body, "pgjobs:change"); });
   }
