@@ -148,7 +148,7 @@ test("granting to a role that does not exist is one line naming it, exit 2", asy
   assert.match(r.stderr, new RegExp(`^pgjobs: role "pgjobs_t_nosuch_${suffix}" does not exist: create it first .*\\n$`));
 });
 
-test("roles granted before enqueue_many took delays (000015) can still call it after that migration", async () => {
+test("roles granted before enqueue_many took delays (000014) can still call it after that migration", async () => {
   await createRoles();
   const other = await db.createDatabase({ migrated: false });
   db.onClose(async () => {
@@ -161,14 +161,14 @@ test("roles granted before enqueue_many took delays (000015) can still call it a
       await c.end();
     }
   });
-  // The migrations as they were before 000015, with the roles granted then; then the rest.
+  // The migrations as they were before 000014, with the roles granted then; then the rest.
   const committed = join(REPO_ROOT, "migrations", "committed");
-  const before = mkdtempSync(join(tmpdir(), "pgjobs-before-000015-"));
+  const before = mkdtempSync(join(tmpdir(), "pgjobs-before-000014-"));
   db.onClose(() => rmSync(before, { recursive: true, force: true }));
-  for (const f of readdirSync(committed).filter((f) => f < "000015")) copyFileSync(join(committed, f), join(before, f));
+  for (const f of readdirSync(committed).filter((f) => f < "000014")) copyFileSync(join(committed, f), join(before, f));
   await migrate(other.url, { dir: `${before}/`, producerRole: PRODUCER, workerRole: WORKER });
   const { applied } = await migrate(other.url);
-  assert.deepEqual(applied.map((f) => f.slice(0, 6)), ["000015"]);
+  assert.deepEqual(applied.map((f) => f.slice(0, 6)), ["000014"]);
   for (const role of [PRODUCER, WORKER]) {
     const u = new URL(other.url);
     u.username = role;

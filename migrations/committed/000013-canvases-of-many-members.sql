@@ -1,5 +1,5 @@
---! Previous: sha1:0b181120cd9972a2237abd31eae0dfe9f30b1cb0
---! Hash: sha1:5bec9503e2fcf35385b02cd5f15874640d036a53
+--! Previous: sha1:e3969d8468ac573fcea14186886dc674c84f674a
+--! Hash: sha1:558ca7c1d9d189ac3641a489f29a3c72e2cde2fe
 --! Message: canvases of many members
 
 -- Canvases of many members, applied in a fraction of the time (a chord of 1,000 no-op members:

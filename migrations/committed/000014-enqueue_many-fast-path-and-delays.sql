@@ -1,8 +1,8 @@
---! Previous: sha1:e3969d8468ac573fcea14186886dc674c84f674a
---! Hash: sha1:0b181120cd9972a2237abd31eae0dfe9f30b1cb0
---! Message: enqueue_many fast path
+--! Previous: sha1:558ca7c1d9d189ac3641a489f29a3c72e2cde2fe
+--! Hash: sha1:13ef81df4ef3eea236bea7138d72b0fda87b519a
+--! Message: enqueue_many fast path and delays
 
--- enqueue_many, faster for the common case (no dedup keys), same behaviour.
+-- enqueue_many, faster for the common case (no dedup keys), and with delays.
 --
 -- Measured on 1,000-row statements from node-postgres (parameters as the client sends them),
 -- interleaved, one connection: 000008's function 55-62k rows/s, a bare INSERT ... SELECT FROM
@@ -11,6 +11,26 @@
 -- ids before inserting (1.5 ms). Both go: validation checks whole arrays (and each distinct
 -- queue name once) and searches for the offending row only when a check fails; ids come back
 -- from INSERT ... RETURNING, ordered by id, which is input order.
+--
+-- It also takes delays (delays_ms bigint[], last): a countdown from TypeScript becomes
+-- run_at on the database's clock (STYLE.md point 10), not the client's. Before, the client sent
+-- run_at = its own now() + countdown, so a host whose clock ran ahead or behind made the task run
+-- early or late by as much.
+--
+-- A new parameter changes the function's identity: the old one is dropped and its EXECUTE
+-- grants (producer and worker roles made before this migration) are carried over.
+
+-- A plain temporary table, dropped below: this file also works outside a transaction (psql -f).
+drop table if exists pg_temp.pgjobs_enqueue_many_grantees;
+create temporary table pgjobs_enqueue_many_grantees as
+select r.rolname::text as role_name
+  from pg_proc p
+  cross join lateral aclexplode(p.proacl) a
+  join pg_roles r on r.oid = a.grantee
+ where p.oid = to_regprocedure(':SCHEMA.enqueue_many(text[], jsonb[], text[], integer[], timestamptz[], integer[], text[], jsonb[], bigint[], uuid[], uuid[], integer[], jsonb[])')
+   and a.privilege_type = 'EXECUTE' and a.grantee <> p.proowner;
+
+drop function if exists :SCHEMA.enqueue_many(text[], jsonb[], text[], integer[], timestamptz[], integer[], text[], jsonb[], bigint[], uuid[], uuid[], integer[], jsonb[]);
 
 create or replace function :SCHEMA.enqueue_many(
   names         text[],
@@ -25,7 +45,8 @@ create or replace function :SCHEMA.enqueue_many(
   group_ids     uuid[] default null,
   chord_ids     uuid[] default null,
   timeouts_ms   integer[] default null,
-  workflows     jsonb[] default null
+  workflows     jsonb[] default null,
+  delays_ms     bigint[] default null
 ) returns table (id bigint)
 language plpgsql
 -- Re-stated: CREATE OR REPLACE resets what 000003 set.
@@ -45,7 +66,8 @@ begin
   -- to name the task and the value.
   if greatest(cardinality(args), cardinality(queues), cardinality(priorities), cardinality(run_ats),
               cardinality(max_attempts), cardinality(keys), cardinality(headers), cardinality(parent_ids),
-              cardinality(group_ids), cardinality(chord_ids), cardinality(timeouts_ms), cardinality(workflows)) > n
+              cardinality(group_ids), cardinality(chord_ids), cardinality(timeouts_ms), cardinality(workflows),
+              cardinality(delays_ms)) > n
      or exists (select from unnest(names) x where x is null or length(x) not between 1 and 200)
      or exists (select from (select distinct x from unnest(queues) x) d where d.x !~ '^[A-Za-z0-9_.:-]{1,63}$')
      or exists (select from unnest(priorities) x where x not between -100 and 100)
@@ -82,6 +104,22 @@ begin
       raise exception using errcode = '22023',
         message = format('pgjobs: enqueue_many got arrays of different lengths (%s names): pass one element per task in every array', n);
     end if;
+  end if;
+
+  -- A delay (a countdown) becomes run_at on the database's clock, not the caller's: hosts whose
+  -- clocks disagree still run it after the delay they asked for. A run_at given too wins.
+  if delays_ms is not null then
+    select u.ord, u.delay_ms into bad
+      from unnest(delays_ms) with ordinality as u(delay_ms, ord)
+     where u.delay_ms < 0
+     order by u.ord limit 1;
+    if found then
+      raise exception using errcode = '22023',
+        message = format('pgjobs: task %s: delay %s ms is negative: use 0 or more', names[bad.ord], bad.delay_ms);
+    end if;
+    select array_agg(coalesce(u.run_at, now() + u.delay_ms * interval '1 millisecond') order by u.ord)
+      into run_ats
+      from unnest(run_ats, delays_ms) with ordinality as u(run_at, delay_ms, ord);
   end if;
 
   -- Without dedup keys (the common case) a plain insert: ON CONFLICT would make every row a
@@ -154,5 +192,32 @@ begin
       message = 'pgjobs: dedup keys kept changing hands while enqueueing: retry the enqueue';
   end if;
   return query select u.id from unnest(ids) with ordinality as u(id, ord) order by u.ord;
+end
+$$;
+
+revoke execute on function :SCHEMA.enqueue_many(text[], jsonb[], text[], integer[], timestamptz[], integer[], text[], jsonb[], bigint[], uuid[], uuid[], integer[], jsonb[], bigint[]) from public;
+
+do $$
+declare
+  g record;
+begin
+  for g in select role_name from pgjobs_enqueue_many_grantees loop
+    execute format('grant execute on function :SCHEMA.enqueue_many(text[], jsonb[], text[], integer[], timestamptz[], integer[], text[], jsonb[], bigint[], uuid[], uuid[], integer[], jsonb[], bigint[]) to %I', g.role_name);
+  end loop;
+end
+$$;
+drop table pg_temp.pgjobs_enqueue_many_grantees;
+
+-- The producer's grant names the function by its new signature.
+create or replace function :SCHEMA.grant_producer(role_name name) returns void
+language plpgsql as $$
+begin
+  execute format('grant usage on schema :SCHEMA to %I', role_name);
+  execute format('grant select on :SCHEMA.tasks, :SCHEMA.chords, :SCHEMA.chord_progress, :SCHEMA.schedules, :SCHEMA.workers to %I', role_name);
+  -- AsyncResult.get() registers what it waits on.
+  execute format('grant select, insert, update, delete on :SCHEMA.result_waiters to %I', role_name);
+  execute format('grant execute on function :SCHEMA.enqueue(text, jsonb, text, integer, timestamptz, interval, integer, text, jsonb, bigint), '
+                 ':SCHEMA.enqueue_many(text[], jsonb[], text[], integer[], timestamptz[], integer[], text[], jsonb[], bigint[], uuid[], uuid[], integer[], jsonb[], bigint[]), '
+                 ':SCHEMA.apply_canvas(jsonb, bigint, jsonb), :SCHEMA.notify_waiters(bigint[]), :SCHEMA.wait_check(bigint[]) to %I', role_name);
 end
 $$;
