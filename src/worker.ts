@@ -182,8 +182,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * renewed, or a worker whose acknowledgements keep failing would see them rescued and rerun. */
   private readonly acking = new Set<string>();
   private queueCursor = 0;
+  /** A claim loop runs (one at a time; a wake while it runs asks it for another round). */
   private filling = false;
   private refill = false;
+  /** The latest claim loop, to wait for: start-up housekeeping and shutdown do. */
+  private fillDone: Promise<void> = Promise.resolve();
   private claimFailures = 0;
 
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
@@ -287,8 +290,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.background(this.stageDue());
       this.background(this.maintain());
     };
-    if (this.filling) this.firstFill = () => housekeeping();
-    else housekeeping();
+    void this.fillDone.then(housekeeping);
     if (this.beat) this.scheduler = await this.jobs.scheduler().start();
     if (this.state !== "running") await this.scheduler?.stop();
     this.jobs.log.info({ worker: this.id, queues: this.queues, concurrency: this.concurrency, beat: this.beat }, "worker started");
@@ -319,8 +321,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private fillScheduled = false;
-  /** Run once the first claims at start-up are done (see startUp). */
-  private firstFill: (() => void) | null = null;
 
   /**
    * Claim on the next turn of the event loop: handlers that finish in the same turn free their
@@ -346,11 +346,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return this.concurrency + ahead - this.active.size - this.buffer.length;
   }
 
-  private async fill(): Promise<void> {
+  private fill(): Promise<void> {
     if (this.filling) {
       this.refill = true;
-      return;
+      return this.fillDone;
     }
+    this.fillDone = this.claimRounds();
+    return this.fillDone;
+  }
+
+  private async claimRounds(): Promise<void> {
     this.filling = true;
     try {
       do {
@@ -388,9 +393,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       this.filling = false;
     }
-    const first = this.firstFill;
-    this.firstFill = null;
-    first?.();
     this.checkIdle();
   }
 
@@ -676,7 +678,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.dueTimer) clearTimeout(this.dueTimer);
     const heartbeat = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     try {
-      while (this.filling) await new Promise((r) => setTimeout(r, 5));
+      while (this.filling) await this.fillDone;
       const unstarted = this.buffer.map((b) => b.id);
       this.buffer = [];
       await this.releaseUntilLanded(unstarted);
