@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
-import { retryDelay } from "./backoff.js";
+import { reconnectDelay, retryDelay } from "./backoff.js";
 import type { Jobs } from "./client.js";
 import { withHeaders, type Headers } from "./context.js";
 import { runPrepared } from "./db.js";
@@ -279,7 +279,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.wake(this.queues);
       this.background(this.stageDue());
     });
-    this.every(this.heartbeatMs, () => void this.heartbeat());
+    this.every(this.heartbeatMs, () => this.background(this.heartbeat()));
     this.every(this.rescueMs, () => this.background(this.maintain()));
     // The first claim before the housekeeping: started together, staging, rescuing and the
     // vacuum check opened pool connections alongside it and held the first task back 55-70 ms
@@ -525,14 +525,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
+  private isStopped(): boolean {
+    return this.state === "stopped";
+  }
+
   private heartbeating = false;
+  private heartbeatFailures = 0;
+  private heartbeatRetry: NodeJS.Timeout | null = null;
 
   /** Renew the leases of what this worker holds; abort what it no longer holds. */
   private async heartbeat(): Promise<void> {
     // One at a time: when a renewal takes longer than the interval (a slow or stalled server),
     // overlapping ones would queue up in the pool ahead of the acknowledgements, without end.
-    if (this.heartbeating) return;
+    // (stopped: a retry timer that fired after stop() cleared it; state is re-read after awaits.)
+    if (this.heartbeating || this.isStopped()) return;
     this.heartbeating = true;
+    if (this.heartbeatRetry) clearTimeout(this.heartbeatRetry);
+    this.heartbeatRetry = null;
     const ids = [...new Set([...this.active.keys(), ...this.buffer.map((b) => b.id), ...this.acking])];
     try {
       const [row] = await runPrepared<{ held: string[]; registered: boolean }>(this.jobs.pool, this.st("task_renew_leases"), [this.id, ids, this.leaseMs]);
@@ -550,8 +559,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
         if (r && !r.settled) r.abort(new Cancelled(`task ${r.row.name} (id ${id}) is no longer held by this worker (cancelled, or rescued after a lapsed lease)`));
         this.buffer = this.buffer.filter((b) => b.id !== id);
       }
+      this.heartbeatFailures = 0;
     } catch (err) {
-      this.jobs.log.warn({ err: (err as Error).message }, "heartbeat failed; retrying at the next interval");
+      // Retry soon rather than at the next interval: with a 3 s lease renewed every second, two
+      // renewals lost to killed connections (issue 6's outage test kills every 300 ms) and a
+      // slow third let the leases lapse, and a live worker's tasks were rescued and run again.
+      const retryMs = reconnectDelay(++this.heartbeatFailures, 50, Math.max(50, this.heartbeatMs / 2));
+      this.jobs.log.warn({ err: (err as Error).message, retryMs }, "heartbeat failed; retrying");
+      if (!this.isStopped()) {
+        this.heartbeatRetry = setTimeout(() => this.background(this.heartbeat()), retryMs);
+        this.heartbeatRetry.unref();
+      }
     } finally {
       this.heartbeating = false;
     }
@@ -676,7 +694,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.dueTimer) clearTimeout(this.dueTimer);
-    const heartbeat = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+    const heartbeat = setInterval(() => this.background(this.heartbeat()), this.heartbeatMs);
     try {
       while (this.filling) await this.fillDone;
       const unstarted = this.buffer.map((b) => b.id);
@@ -725,6 +743,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       clearInterval(heartbeat);
       this.state = "stopped";
+      if (this.heartbeatRetry) clearTimeout(this.heartbeatRetry);
       // Nothing of this worker's may still use the pool once stop() resolves (the app closes it next).
       await Promise.allSettled([...this.housework]);
       await runPrepared(this.jobs.pool, this.st("worker_deregister"), [this.id]).catch(() => {});

@@ -12,12 +12,15 @@ import pg from "pg";
 import { pino } from "pino";
 import { createJobs, migrate, type AsyncResult, type Jobs } from "../src/index.js";
 import { useDatabase } from "./helpers/db.js";
-import { countBy, deferred, overlappingAttempts, Procs, readLog, RestartableServer, TcpProxy, tempDir, waitFor, within, workersOf } from "./fixtures/issue6-helpers.js";
+import { countBy, deferred, overlappingAttempts, type Proc, Procs, readLog, RestartableServer, TcpProxy, tempDir, waitFor, within, workersOf } from "./fixtures/issue6-helpers.js";
 
 const db = useDatabase();
 const procs = new Procs(db);
 
-const WORKER_FLAGS = ["--concurrency", "10", "--lease", "3s", "--heartbeat-interval", "1s", "--rescue-interval", "1s", "--poll-interval", "1s"];
+// A 5 s lease: with connections killed every 300 ms on a loaded machine (CI runs two test files at
+// once), renewals can fail for a few seconds in a row; at 3 s a live worker's batch once lapsed and
+// ran twice, which is at-least-once behaving as documented but not what this test is about.
+const WORKER_FLAGS = ["--concurrency", "10", "--lease", "5s", "--heartbeat-interval", "1s", "--rescue-interval", "1s", "--poll-interval", "1s"];
 
 /** The producer: registers `script` (never run here) so it can enqueue and wait. */
 function producer(url: string, lines: string[] = []): { jobs: Jobs; script: ReturnType<Jobs["task"]> } {
@@ -28,12 +31,19 @@ function producer(url: string, lines: string[] = []): { jobs: Jobs; script: Retu
   return { jobs, script };
 }
 
-/** Check the attempt log: each task's handler completed exactly once; no overlapping attempts. */
-function assertExactlyOnce(log: string, ids: string[]): { starts: number } {
+/**
+ * Check the attempt log: each task's handler completed exactly once; no overlapping attempts.
+ * A failure quotes the workers' warnings (failed heartbeats, rescues, late acknowledgements), which
+ * say why a task ran again.
+ */
+function assertExactlyOnce(log: string, ids: string[], workers: Proc[]): { starts: number } {
   const entries = readLog(log);
   const ends = countBy(entries, "end");
+  const warnings = () =>
+    workers.flatMap((w, i) => w.stdout().split("\n").filter((l) => /"level":(40|50)/.test(l)).slice(-15).map((l) => `worker ${i + 1}: ${l}`)).join("\n");
   assert.equal(ends.size, ids.length, "every task completed");
-  assert.deepEqual(ids.filter((id) => ends.get(id) !== 1), [], "no task completed twice");
+  const twice = ids.filter((id) => ends.get(id) !== 1);
+  assert.deepEqual(twice, [], `no task completed twice; the workers' last warnings:\n${twice.length ? warnings() : ""}`);
   assert.deepEqual(overlappingAttempts(entries), [], "no task ran on two workers at once");
   return { starts: entries.filter((e) => e.ev === "start").length };
 }
@@ -79,7 +89,7 @@ test("every connection terminated again and again, LISTEN ones included: every t
   assert.equal(values.length, ids.length);
   const { rows } = await db.query("select state, count(*)::int as n, max(attempts)::int as max_attempts from jobs.tasks where id = any($1::bigint[]) group by 1", [ids]);
   assert.deepEqual(rows.map((r) => [r.state, r.n]), [["succeeded", ids.length]]);
-  const { starts } = assertExactlyOnce(log, ids);
+  const { starts } = assertExactlyOnce(log, ids, workers);
   for (const w of workers) assert.match(w.stdout(), /LISTEN connection re-established/);
   t.diagnostic(
     `600 tasks of 100 ms on 2 workers x 10 in ${elapsed} ms; ${kills.rounds} kill rounds terminated ${kills.sessions} sessions ` +
@@ -132,7 +142,7 @@ test("a real Postgres restart in the middle of a run: every task completes exact
   assert.equal(values.length, ids.length);
   const { rows } = await jobs.pool.query("select state, count(*)::int as n, max(attempts)::int as max_attempts from jobs.tasks group by 1");
   assert.deepEqual(rows.map((r) => [r.state, r.n]), [["succeeded", ids.length]]);
-  const { starts } = assertExactlyOnce(log, ids);
+  const { starts } = assertExactlyOnce(log, ids, workers);
   for (const w of workers) assert.match(w.stdout(), /LISTEN connection re-established/);
   // After the restart, a new task is picked up and its result delivered (the listeners are back).
   const after = await script.applyAsync(["ok"]);

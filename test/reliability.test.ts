@@ -374,9 +374,41 @@ test("a late acknowledgement from a worker whose task was rescued changes nothin
   assert.equal(await r.get({ timeout: 10_000 }), "B2");
 });
 
+test("a failed heartbeat is retried within the interval, with a growing delay, until one lands", async () => {
+  // The renewal fails while block_heartbeat has a row: a trigger refuses the worker row's update.
+  await db.query(`
+    create table block_heartbeat (blocked boolean);
+    create function block_heartbeat_guard() returns trigger language plpgsql as $$
+    begin
+      if exists (select 1 from block_heartbeat) then
+        raise exception using errcode = '40001', message = 'simulated heartbeat failure';
+      end if;
+      return new;
+    end $$;
+    create trigger block_heartbeat_guard before update on jobs.workers for each row execute function block_heartbeat_guard();`);
+  const lines: Array<Record<string, unknown>> = [];
+  const jobs = jobsFor({ logger: captureLogger(lines) });
+  const worker = await jobs.worker({ queues: ["hb"], concurrency: 1, lease: "20s", heartbeatInterval: "4s" }).start();
+  const failures = () => lines.filter((l) => l.msg === "heartbeat failed; retrying");
+  await db.query("insert into block_heartbeat values (true)");
+  await waitFor("a heartbeat to fail", () => failures().length >= 1, 10_000, 10);
+  // The next interval is 4 s away; the retries (50-100 ms, 100-200 ms, ... up to 2 s) come sooner.
+  await waitFor("three retries before the next interval", () => failures().length >= 4, 3_000, 10);
+  const delays = failures().map((l) => l.retryMs as number);
+  assert.ok(delays.every((d, i) => i === 0 || d >= delays[i - 1]! / 2) && delays.every((d) => d <= 2_000), `retry delays grow, up to half the interval: ${delays}`);
+  const before = await db.query("select heartbeat_at from jobs.workers where id = $1", [worker.id]);
+  await db.query("delete from block_heartbeat");
+  await waitFor("a retry to land", async () => {
+    const { rows } = await db.query("select heartbeat_at from jobs.workers where id = $1", [worker.id]);
+    return rows[0].heartbeat_at > before.rows[0].heartbeat_at;
+  }, 3_000, 10);
+  await worker.stop();
+  await db.query("drop trigger block_heartbeat_guard on jobs.workers");
+});
+
 test("a finished task whose acknowledgement keeps failing is not rescued from its live worker and run again", async (t) => {
-  // Found while writing these tests; fails until the worker renews the leases of tasks whose
-  // acknowledgement is still pending (see the report for the proposed fix in src/worker.ts).
+  // The worker renews the leases of tasks whose acknowledgement is still pending: a finished task
+  // is its worker's until the acknowledgement lands.
   await db.query(`
     create table ack_block (blocked boolean);
     insert into ack_block values (true);
