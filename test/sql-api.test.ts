@@ -101,6 +101,14 @@ test("bad input raises a one-line error and writes nothing", async () => {
   assert.equal(await count("true"), before);
 });
 
+test("the table itself refuses a bad queue name from a plain INSERT, and takes every good one", async () => {
+  const insert = (queue: string) => db.query("insert into jobs.tasks (name, queue) values ('plain', $1) returning id", [queue]);
+  for (const bad of ["", "a b", "x".repeat(64), "é", "q\n", "q/1"]) {
+    await assert.rejects(insert(bad), (err: { code?: string; constraint?: string }) => err.code === "23514" && err.constraint === "tasks_queue_check", `queue ${JSON.stringify(bad)}`);
+  }
+  for (const good of ["q", "x".repeat(63), "A-z_0.9:x"]) await insert(good);
+});
+
 test("a delay or a run_at in the future gives a pending task", async () => {
   const delayed = (await db.query("select jobs.enqueue('later', '[]', delay => interval '1 hour') as id")).rows[0].id;
   const at = (await db.query("select jobs.enqueue('later', '[]', run_at => now() + interval '10 minutes') as id")).rows[0].id;
