@@ -123,10 +123,15 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
     checkPriority(options.priority, name);
     if (options.timeout !== undefined) toMs(options.timeout, `task ${name}: timeout`);
     const jobs = this;
-    const sig = (args: unknown[], o: SignatureOptions & { immutable?: boolean } = {}) => {
+    const sig = (args: unknown[], immutable: boolean, o?: SignatureOptions & { immutable?: boolean }) => {
       checkJson(args, name, "args");
-      const { immutable = false, ...opts } = o;
-      return this.bindSignature<Awaited<R>>({ kind: "signature", task: name, args: args as Json[], options: opts, immutable });
+      let options: SignatureOptions = {};
+      if (o) {
+        const { immutable: fixed, ...rest } = o;
+        options = rest;
+        immutable = fixed ?? immutable;
+      }
+      return this.bindSignature<Awaited<R>>({ kind: "signature", task: name, args: args as Json[], options, immutable });
     };
     const t: Task<A, R> = {
       name,
@@ -134,9 +139,9 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
       handler,
       delay: (...args: A) => jobs.apply<Awaited<R>>(t as AnyTask, args, {}),
       applyAsync: (args: A, o: ApplyOptions = {}) => jobs.apply<Awaited<R>>(t as AnyTask, args, o),
-      s: (...args) => sig(args),
-      si: (...args: A) => sig(args, { immutable: true }),
-      signature: (args, o) => sig(args, o),
+      s: (...args) => sig(args, false),
+      si: (...args: A) => sig(args, true),
+      signature: (args, o) => sig(args, false, o),
     };
     this.registry.set(name, t as AnyTask);
     return t;
@@ -227,12 +232,11 @@ export class Jobs extends EventEmitter<JobsEvents> implements ResultBackend {
   }
 
   /** @internal A signature's row, with the defaults of its registered task. */
-  rowFromSignature(s: Signature, extra: Partial<TaskRow> = {}, prepend?: Json[]): TaskRow {
+  rowFromSignature(s: Signature): TaskRow {
     const task = this.registry.get(s.task);
     if (!task) throw unknownTask(s.task);
-    const args = prepend && !s.immutable ? [...prepend, ...s.args] : s.args;
-    const { eta, ...rest } = s.options;
-    return { ...this.buildRow(task, args, { ...rest, ...(eta ? { eta: new Date(eta) } : {}) }), ...extra };
+    // buildRow reads a signature's eta (an ISO string) as an applyAsync eta.
+    return this.buildRow(task, s.args, s.options);
   }
 
   /** @internal Validate and serialise one invocation. `runHooks: false` for callers that only validate. */

@@ -105,10 +105,10 @@ export class Enqueuer {
   private async send(rows: TaskRow[], db?: DbLike): Promise<string[]> {
     const st = statement(this.schema, "task_enqueue_many");
     const values = toParams(rows);
-    const result = db
-      ? await runOn<{ id: string }>(db, st, values)
-      : await runPrepared<{ id: string }>(this.pool, st, values);
-    return result.map((r) => r.id);
+    const [row] = db
+      ? await runOn<{ ids: string | null }>(db, st, values)
+      : await runPrepared<{ ids: string | null }>(this.pool, st, values);
+    return row?.ids ? row.ids.split(",") : [];
   }
 }
 
@@ -120,7 +120,17 @@ export class Enqueuer {
  */
 const SQL_DEFAULTS = { queue: "default", priority: 0, maxAttempts: 4, headers: "{}" } as const;
 
-/** Parallel arrays for enqueue_many; an array of nothing but nulls is sent as one null. */
+/** One JSON array of JSON texts (null for a missing element): no escaping, unlike an array literal. */
+function jsonArray(texts: (string | null)[]): string {
+  let out = "[";
+  for (let i = 0; i < texts.length; i++) out += (i === 0 ? "" : ",") + (texts[i] ?? "null");
+  return out + "]";
+}
+
+/**
+ * Parameters of task_enqueue_many: parallel arrays, the JSON columns as one JSON array each; an
+ * array of nothing but nulls is sent as one null.
+ */
 function toParams(rows: TaskRow[]): unknown[] {
   const col = <T>(f: (r: TaskRow) => T | null): (T | null)[] | null => {
     let any = false;
@@ -131,20 +141,24 @@ function toParams(rows: TaskRow[]): unknown[] {
     });
     return any ? out : null;
   };
+  const json = (f: (r: TaskRow) => string | null): string | null => {
+    const texts = col(f);
+    return texts && jsonArray(texts);
+  };
   return [
     rows.map((r) => r.name),
-    rows.map((r) => r.args),
+    jsonArray(rows.map((r) => r.args)),
     col((r) => (r.queue === SQL_DEFAULTS.queue ? null : r.queue)),
     col((r) => (r.priority === SQL_DEFAULTS.priority ? null : r.priority)),
     col((r) => r.runAt),
     col((r) => (r.maxAttempts === SQL_DEFAULTS.maxAttempts ? null : r.maxAttempts)),
     col((r) => r.key),
-    col((r) => (r.headers === SQL_DEFAULTS.headers ? null : r.headers)),
+    json((r) => (r.headers === SQL_DEFAULTS.headers ? null : r.headers)),
     col((r) => r.parentId),
     col((r) => r.groupId),
     col((r) => r.chordId),
     col((r) => r.timeoutMs),
-    col((r) => r.workflow),
+    json((r) => r.workflow),
     col((r) => r.delayMs),
   ];
 }

@@ -168,7 +168,7 @@ test("roles granted before enqueue_many took delays (000014) can still call it a
   for (const f of readdirSync(committed).filter((f) => f < "000014")) copyFileSync(join(committed, f), join(before, f));
   await migrate(other.url, { dir: `${before}/`, producerRole: PRODUCER, workerRole: WORKER });
   const { applied } = await migrate(other.url);
-  assert.deepEqual(applied.map((f) => f.slice(0, 6)), ["000014"]);
+  assert.equal(applied[0]?.slice(0, 6), "000014", "the upgrade applied 000014 and what came after it");
   for (const role of [PRODUCER, WORKER]) {
     const u = new URL(other.url);
     u.username = role;

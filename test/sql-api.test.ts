@@ -95,6 +95,15 @@ test("bad input raises a one-line error and writes nothing", async () => {
   assert.match(headers.message, /task b: headers must be a JSON object, got array/);
   const delay = await invalidInput(db.query("select * from jobs.enqueue_many(array['a', 'b'], delays_ms => array[0, -5]::bigint[])"));
   assert.match(delay.message, /task b: delay -5 ms is negative/);
+  // Values past the column's range (smallint) get the same message as those past the check's.
+  const huge = await invalidInput(db.query("select * from jobs.enqueue_many(array['a', 'b'], priorities => array[0, 40000])"));
+  assert.match(huge.message, /task b: priority 40000 is out of range/);
+  const attempts = await invalidInput(db.query("select * from jobs.enqueue_many(array['a'], max_attempts => array[0])"));
+  assert.match(attempts.message, /task a: max_attempts 0 is out of range/);
+  const noName = await invalidInput(db.query("select * from jobs.enqueue_many(array['a', null])"));
+  assert.match(noName.message, /task #2 has an invalid name NULL/);
+  const longQueue = await invalidInput(db.query("select * from jobs.enqueue_many(array['a'], queues => array[repeat('q', 64)])"));
+  assert.match(longQueue.message, /task a: invalid queue name 'q{64}'/);
   // An array longer than names would give tasks with no name: refused, saying so.
   const lengths = await invalidInput(db.query("select * from jobs.enqueue_many(array['a'], run_ats => array[now(), now()])"));
   assert.match(lengths.message, /arrays of different lengths \(1 names\)/);
