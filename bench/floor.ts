@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import pg from "pg";
+import { idsOf, toParams, type EnqueuedIds } from "../src/enqueuer.js";
 import { statement } from "../src/sql.js";
 import { cpuDelta, cpuSnapshot, round, SCHEMA } from "./common.js";
 
@@ -24,12 +25,12 @@ export async function prefillSql(q: pg.Pool | pg.Client, n: number, from = 0): P
   }
 }
 
-/** The parameters the client's Enqueuer sends for rows of the no-op task (src/enqueuer.ts toParams). */
+/** The parameters the client's Enqueuer sends for rows of the no-op task, built by its own code. */
 export function enqueueParams(is: number[]): unknown[] {
-  return [
-    is.map(() => "noop"), is.map((i) => JSON.stringify([{ i }])), is.map(() => "default"), is.map(() => 0), null,
-    is.map(() => 4), null, is.map(() => "{}"), null, null, null, null, null,
-  ];
+  return toParams(is.map((i) => ({
+    name: "noop", args: JSON.stringify([{ i }]), queue: "default", priority: 0, runAt: null, delayMs: null,
+    maxAttempts: 4, key: null, headers: "{}", parentId: null, groupId: null, chordId: null, timeoutMs: null, workflow: null,
+  })));
 }
 
 async function clients(url: string, k: number): Promise<pg.Client[]> {
@@ -109,8 +110,8 @@ export async function enqueueLoop(url: string, db: string, harness: pg.Pool, opt
   await Promise.all(cs.map(async (c) => {
     while (performance.now() < deadline) {
       const is = Array.from({ length: opts.rows }, () => next++);
-      const { rows } = await c.query({ name: enqueueSt.name, text: enqueueSt.text, values: enqueueParams(is) });
-      tasks += rows.length;
+      const { rows } = await c.query<EnqueuedIds>({ name: enqueueSt.name, text: enqueueSt.text, values: enqueueParams(is) });
+      tasks += idsOf(rows).length;
     }
   }));
   const t1 = performance.now();

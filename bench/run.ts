@@ -6,7 +6,7 @@
 //
 //   npm run bench [-- --only drain,latency] [--reps 3] [--backlog-1m] [--out FILE]
 //                    [--prefetch N|c|auto] [--vacuum-analyze] [--profile] [--jobs N] [--cpu-prof DIR]
-//                    [--no-worker-vacuum] [--worker-node-args "--max-old-space-size=64"]
+//                    [--no-worker-vacuum] [--worker-node-args "--max-old-space-size=64"] [--seconds S]
 //
 // Scenarios (default: all but backlog-1m; --only takes names or prefixes, e.g. "drain"):
 //   enqueue-single  10,000 noop.delay() calls from 8 concurrent producers (one Jobs, one pool)
@@ -53,6 +53,7 @@ const { values: opt } = parseArgs({
     "cpu-prof": { type: "string" },
     "no-worker-vacuum": { type: "boolean", default: false },
     "worker-node-args": { type: "string" },
+    seconds: { type: "string" },
   },
 });
 
@@ -65,6 +66,9 @@ const prefetchFor = (concurrency: number): number | "auto" | undefined =>
   opt.prefetch === undefined ? undefined : opt.prefetch === "c" ? concurrency : opt.prefetch === "auto" ? "auto" : Number(opt.prefetch);
 const jobsOverride = opt.jobs ? Number(opt.jobs) : null;
 const size = (n: number) => jobsOverride ?? n;
+// --seconds S: how long each of the SQL floor's loops runs (default 3 s per claim/finish cycle, 4 s
+// per enqueue loop); the bench's own smoke test runs them for a fraction of a second.
+const loopSeconds = (s: number) => (opt.seconds ? Number(opt.seconds) : s);
 
 // ---- helpers ------------------------------------------------------------------------------------
 
@@ -498,16 +502,16 @@ const floorScenario: Scenario = {
     for (const [batch, connections] of [[10, 1], [10, 2], [50, 1], [50, 2]] as const) {
       for (const analyzed of [false, true]) {
         await harness.query(`truncate ${SCHEMA}.tasks`);
-        await prefillSql(harness, 100_000);
+        await prefillSql(harness, size(100_000));
         if (analyzed) await harness.query(`analyze ${SCHEMA}.tasks`);
-        const r = await claimFinishCycle(url, name, harness, { batch, connections, seconds: 3 });
+        const r = await claimFinishCycle(url, name, harness, { batch, connections, seconds: loopSeconds(3) });
         cycles.push({ ...r, tables: analyzed ? "analyzed" : "fresh" });
       }
     }
     await harness.query(`truncate ${SCHEMA}.tasks`);
-    const enq1 = await enqueueLoop(url, name, harness, { rows: 1, connections: 8, seconds: 4 });
+    const enq1 = await enqueueLoop(url, name, harness, { rows: 1, connections: 8, seconds: loopSeconds(4) });
     await harness.query(`truncate ${SCHEMA}.tasks`);
-    const enq1000 = await enqueueLoop(url, name, harness, { rows: 1000, connections: 1, seconds: 4 });
+    const enq1000 = await enqueueLoop(url, name, harness, { rows: 1000, connections: 1, seconds: loopSeconds(4) });
     const v = await harness.query<{ n: number }>(`select count(*)::int as n from ${SCHEMA}.tasks`);
     return {
       scenario: "floor",

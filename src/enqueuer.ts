@@ -105,11 +105,21 @@ export class Enqueuer {
   private async send(rows: TaskRow[], db?: DbLike): Promise<string[]> {
     const st = statement(this.schema, "task_enqueue_many");
     const values = toParams(rows);
-    const [row] = db
-      ? await runOn<{ ids: string | null }>(db, st, values)
-      : await runPrepared<{ ids: string | null }>(this.pool, st, values);
-    return row?.ids ? row.ids.split(",") : [];
+    const answer = db
+      ? await runOn<EnqueuedIds>(db, st, values)
+      : await runPrepared<EnqueuedIds>(this.pool, st, values);
+    return idsOf(answer);
   }
+}
+
+/** task_enqueue_many's answer: the ids, in input order, as one comma-separated text. */
+export interface EnqueuedIds {
+  ids: string | null;
+}
+
+export function idsOf(rows: EnqueuedIds[]): string[] {
+  const text = rows[0]?.ids;
+  return text ? text.split(",") : [];
 }
 
 /**
@@ -129,9 +139,9 @@ function jsonArray(texts: (string | null)[]): string {
 
 /**
  * Parameters of task_enqueue_many: parallel arrays, the JSON columns as one JSON array each; an
- * array of nothing but nulls is sent as one null.
+ * array of nothing but nulls is sent as one null. (Exported for the bench's SQL floor.)
  */
-function toParams(rows: TaskRow[]): unknown[] {
+export function toParams(rows: TaskRow[]): unknown[] {
   const col = <T>(f: (r: TaskRow) => T | null): (T | null)[] | null => {
     let any = false;
     const out = rows.map((r) => {
