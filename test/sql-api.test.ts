@@ -110,6 +110,21 @@ test("bad input raises a one-line error and writes nothing", async () => {
   assert.equal(await count("true"), before);
 });
 
+test("enqueues inside a caller's transaction open no subtransaction: every row carries the transaction's own xid", async () => {
+  // More than 64 subtransactions in one transaction overflow every backend's subxid cache and
+  // slow all snapshots down; a request that enqueues task by task must never get near it.
+  const client = await db.connect();
+  await client.query("begin");
+  for (let i = 0; i < 5; i++) await client.query("select jobs.enqueue('in_tx', $1::jsonb)", [JSON.stringify([i])]);
+  await client.query("select * from jobs.enqueue_many(array['in_tx', 'in_tx'], array['[1]', '[2]']::jsonb[])");
+  await client.query("select * from jobs.enqueue_many(array['in_tx'], keys => array['in-tx-key'])");
+  const { rows } = await client.query<{ xmins: string[]; own: string }>(
+    "select array_agg(distinct xmin::text) as xmins, (txid_current() % 4294967296)::text as own from jobs.tasks where name = 'in_tx'",
+  );
+  await client.query("rollback");
+  assert.deepEqual(rows[0]!.xmins, [rows[0]!.own]);
+});
+
 test("the table itself refuses a bad queue name from a plain INSERT, and takes every good one", async () => {
   const insert = (queue: string) => db.query("insert into jobs.tasks (name, queue) values ('plain', $1) returning id", [queue]);
   for (const bad of ["", "a b", "x".repeat(64), "é", "q\n", "q/1"]) {
