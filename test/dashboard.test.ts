@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { chain, createJobs, taskLogStream, type AsyncResult, type Jobs } from "../src/index.js";
 import { statement } from "../src/sql.js";
@@ -356,19 +357,26 @@ test("live: an event stream gets a change when a watched task finishes, and when
   const events = await openEvents(`${c.open.url}events?watch=${id}`);
   try {
     assert.equal(events.status, 200);
-    // Registered: the catch-up change after subscribing.
+    // Registered as a waiter, then a catch-up change. (A change of something else may come before
+    // the registration lands: CI once saw one, on a loaded machine; so wait for the row itself.)
+    await until(async () => (await db.query("select count(*)::int as n from jobs.result_waiters where task_id = $1", [id])).rows[0].n === 1, "the watched task to be registered");
     await events.next("change");
-    assert.equal((await db.query("select count(*)::int as n from jobs.result_waiters where task_id = $1", [id])).rows[0].n, 1);
+    // The catch-up may trail the registration by the stream's minimum gap (50 ms here): the
+    // changes waited for below are those sent after this instant.
+    await sleep(200);
     // A worker finishing it notifies, because the dashboard registered as a waiter.
+    let since = Date.now();
     const w = await c.jobs.worker({ queues: ["live"], concurrency: 1, pollInterval: 200 }).start();
     try {
-      await events.next("change", 5_000);
+      await events.next("change", 5_000, since);
       await until(async () => (await taskState(id)) === "succeeded", "the task to succeed");
     } finally {
       await w.stop();
     }
+    await sleep(200);
+    since = Date.now();
     await db.query("select jobs.enqueue('t.ok', '[2]', queue => 'parked')");
-    await events.next("change", 5_000);
+    await events.next("change", 5_000, since);
   } finally {
     events.close();
   }
