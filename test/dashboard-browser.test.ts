@@ -2,8 +2,8 @@
  * Issue 9, the dashboard in a real browser: headless Chromium (Debian's `chromium`, driven by
  * playwright-core) against the dashboard mounted under /ops in a node:http server, with workers
  * running in this process. The pages' live updates here come from NOTIFY alone: the slow poll is
- * set to a minute, longer than any wait below. Each page's screenshot is saved in
- * docs/screenshots/ by this run.
+ * set to a minute, longer than any wait below. Each page's screenshot is saved (in
+ * docs/screenshots/ with PGJOBS_UPDATE_SCREENSHOTS=1, else in a temp directory: SCREENSHOTS).
  *
  * HTTP-level checks (credentials, --read-only, CSRF, the CLI, query plans) are in
  * dashboard.test.ts.
