@@ -27,6 +27,6 @@ with w as (
    where t.id = l.id
   returning t.id
 )
+-- (renewed runs whether or not it is read: data-modifying CTEs always do.)
 select coalesce((select array_agg(id) from held), '{}') as held,
-       (select count(*) from renewed)::int as renewed,
        exists (select 1 from w) as registered
