@@ -1,6 +1,7 @@
 -- task_renew_leases: the worker's heartbeat. Extends the lease of every task it still holds
 -- and returns their ids; a task missing from the answer was cancelled or rescued, and the worker
--- aborts it. $1 worker_id uuid, $2 ids bigint[], $3 lease_ms int
+-- aborts it. It also keeps the worker's hand-off offer (if any) valid for $4 ms more.
+-- $1 worker_id uuid, $2 ids bigint[], $3 lease_ms int, $4 offer_ttl_ms int
 -- Locks: the worker's row, and those of its running tasks that nobody else has locked (SKIP
 -- LOCKED). A renewal never waits on a task row, so it cannot deadlock with the worker's own
 -- acknowledgements, which lock the same rows in whatever order their plan visits them (a hash
@@ -11,6 +12,8 @@
 -- HOT; renewals are rare: once per lease/3.)
 with w as (
   update :SCHEMA.workers set heartbeat_at = now() where id = $1 returning id
+), offer as (
+  update :SCHEMA.worker_offers set until = now() + $4 * interval '1 millisecond' where worker_id = $1
 ), held as (
   select t.id
     from :SCHEMA.tasks t
@@ -27,6 +30,6 @@ with w as (
    where t.id = l.id
   returning t.id
 )
--- (renewed runs whether or not it is read: data-modifying CTEs always do.)
+-- (renewed and offer run whether or not they are read: data-modifying CTEs always do.)
 select coalesce((select array_agg(id) from held), '{}') as held,
        exists (select 1 from w) as registered

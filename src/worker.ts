@@ -56,6 +56,12 @@ export interface WorkerOptions {
    * of the claim, and autovacuum comes by at most once a minute. Default true.
    */
   vacuum?: boolean;
+  /**
+   * While idle, offer free slots to enqueues made outside a transaction, which then hand their
+   * task straight to this worker, already claimed, with no claim round trip (migration 000016,
+   * docs/architecture.md "Hand-off"). Default true.
+   */
+  handoff?: boolean;
 }
 
 /** A task row as task_claim_many returns it. */
@@ -74,6 +80,26 @@ export interface Claimed {
   workflow: Json | null;
   run_at: Date;
   started_at: Date;
+}
+
+/** A hand-off notification (enqueue_handoff): the task's row, this worker's id and the offer's generation. */
+interface HandedOff extends Omit<Claimed, "run_at" | "started_at"> {
+  w: string;
+  gen: number;
+  run_at: string;
+  started_at: string;
+}
+
+/**
+ * One generation of this worker's hand-off offer: the slots it offered (null while the offer is
+ * being written), how many enqueues took (known once the offer is replaced or retracted), and
+ * how many of those tasks have arrived. Its slots count as busy until every taken one arrived.
+ */
+interface Offer {
+  base: number;
+  free: number | null;
+  taken: number | null;
+  arrived: number;
 }
 
 /**
@@ -200,6 +226,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private wasIdle = false;
   private lastPrune = 0;
 
+  // Hand-off (WorkerOptions.handoff).
+  private readonly handoff: boolean;
+  private readonly handoffChannel: string;
+  private nextGen = 1;
+  private readonly offers = new Map<number, Offer>();
+  /** The generation in worker_offers, as far as this worker knows. */
+  private openGen: number | null = null;
+  /** Notifications of generations below this were settled by a resync (adopted or known). */
+  private genFloor = 0;
+  /** Not sure what was handed to this worker (a lost LISTEN connection, a failed offer write). */
+  private needResync = false;
+
   constructor(
     private readonly jobs: Jobs,
     options: WorkerOptions = {},
@@ -222,6 +260,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.name = options.name ?? `${hostname()}:${process.pid}`;
     this.beat = options.beat ?? false;
     this.vacuum = options.vacuum ?? true;
+    this.handoff = options.handoff ?? true;
+    // NOTIFY channels are at most 63 bytes; a colliding prefix only delivers payloads that the
+    // other worker ignores (they carry the worker's id).
+    this.handoffChannel = `${jobs.schema.slice(0, 40)}.handoff.${this.id.replace(/-/g, "").slice(0, 12)}`;
     if (this.heartbeatMs >= this.leaseMs) {
       throw new PgJobsError(`heartbeatInterval (${this.heartbeatMs} ms) must be shorter than lease (${this.leaseMs} ms), or leases lapse on live workers`);
     }
@@ -261,6 +303,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }),
       listener.subscribe(ch.control, (payload) => this.onControl(payload)),
       listener.subscribe(ch.due, (payload) => this.armDueTimer(Number(payload))),
+      ...(this.handoff ? [listener.subscribe(this.handoffChannel, (payload) => this.onHandoff(payload))] : []),
     ]);
     for (const s of subscribed) if (s.status === "fulfilled") this.unsubscribe.push(s.value);
     const failed = [registered, ...subscribed].find((r) => r.status === "rejected");
@@ -270,7 +313,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.unsubscribe = [];
       throw failed.reason;
     }
-    this.unsubscribe.push(listener.onReconnect(() => this.wake(this.queues)));
+    this.unsubscribe.push(
+      listener.onReconnect(() => {
+        // Hand-offs notified while the connection was down are lost: find them by their rows.
+        if (this.openGen !== null || this.offers.size > 0) this.needResync = true;
+        this.wake(this.queues);
+      }),
+    );
     // stop() during start(): it waits for this, then shuts down what was set up so far.
     if (this.state !== "starting") return this;
     this.state = "running";
@@ -343,7 +392,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // 117-140 MB, at the same rate.
     if (this.unacked >= this.ackLimit) return 0;
     const ahead = this.autoPrefetch && !(this.avgHandlerMs < 1_000) ? 0 : this.prefetch;
-    return this.concurrency + ahead - this.active.size - this.buffer.length;
+    return this.concurrency + ahead - this.active.size - this.buffer.length - this.reserved();
+  }
+
+  /** Slots held for hand-offs: offered and not yet known untaken, or taken and not yet arrived. */
+  private reserved(except: number | null = null): number {
+    let n = 0;
+    for (const [gen, o] of this.offers) if (gen !== except) n += Math.max(0, (o.taken ?? o.free ?? 0) - o.arrived);
+    return n;
   }
 
   private fill(): Promise<void> {
@@ -358,30 +414,45 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private async claimRounds(): Promise<void> {
     this.filling = true;
     try {
-      do {
-        this.refill = false;
-        for (let i = 0; i < this.queues.length && this.state === "running"; i++) {
-          const queue = this.queues[(this.queueCursor + i) % this.queues.length]!;
-          if (!this.hungry.has(queue)) continue;
-          const want = Math.min(this.capacity(), this.batchSize);
-          if (want <= 0) break;
-          const gen = this.wakes.get(queue);
-          const rows = await runPrepared<Claimed>(this.jobs.pool, this.st("task_claim_many"), [queue, want, this.id, this.leaseMs]);
-          this.claimFailures = 0;
-          if (rows.length < want && this.wakes.get(queue) === gen) this.hungry.delete(queue);
-          if (rows.length > 0) {
-            this.wasIdle = false;
-            this.emit("claimed", { queue, count: rows.length });
-            if (this.state === "running") {
-              for (const r of rows) this.buffer.push(r);
-              this.dispatch();
-            } else {
-              await this.release(rows.map((r) => r.id));
+      for (;;) {
+        if (this.needResync && this.state === "running") await this.resync();
+        // Work to claim: take the offered slots back first (they count as busy while offered).
+        if (this.openGen !== null && this.hungry.size > 0 && this.state === "running") await this.retract();
+        do {
+          this.refill = false;
+          for (let i = 0; i < this.queues.length && this.state === "running"; i++) {
+            const queue = this.queues[(this.queueCursor + i) % this.queues.length]!;
+            if (!this.hungry.has(queue)) continue;
+            const want = Math.min(this.capacity(), this.batchSize);
+            if (want <= 0) break;
+            const gen = this.wakes.get(queue);
+            const rows = await runPrepared<Claimed>(this.jobs.pool, this.st("task_claim_many"), [queue, want, this.id, this.leaseMs]);
+            this.claimFailures = 0;
+            if (rows.length < want && this.wakes.get(queue) === gen) this.hungry.delete(queue);
+            if (rows.length > 0) {
+              this.wasIdle = false;
+              this.emit("claimed", { queue, count: rows.length });
+              if (this.state === "running") {
+                for (const r of rows) this.buffer.push(r);
+                this.dispatch();
+              } else {
+                await this.release(rows.map((r) => r.id));
+              }
             }
           }
+          this.queueCursor = (this.queueCursor + 1) % this.queues.length;
+        } while (this.state === "running" && (this.refill || (this.hungry.size > 0 && this.capacity() > 0)));
+        if (this.state !== "running") break;
+        // Work left while slots stand offered (they count as busy): take them back and claim.
+        if (this.hungry.size > 0) {
+          if (this.openGen !== null) continue;
+          break;
         }
-        this.queueCursor = (this.queueCursor + 1) % this.queues.length;
-      } while (this.state === "running" && (this.refill || (this.hungry.size > 0 && this.capacity() > 0)));
+        // Every queue came back short: offer the free slots to enqueues (hand-off).
+        if (!this.handoff || this.needResync) break;
+        await this.offer();
+        if (!this.refill && this.hungry.size === 0 && !this.needResync) break;
+      }
     } catch (err) {
       this.claimFailures++;
       this.jobs.log.warn({ err: (err as Error).message }, "claim failed; retrying");
@@ -404,7 +475,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private dispatch(): void {
-    while (this.active.size < this.concurrency && this.buffer.length > 0 && this.state !== "stopped") {
+    // Slots held for hand-offs stay free: a handed-off task starts the moment it arrives.
+    while (this.active.size + this.reserved() < this.concurrency && this.buffer.length > 0 && this.state !== "stopped") {
       const row = this.buffer.shift()!;
       void this.run(row);
     }
@@ -488,13 +560,144 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.dispatch();
       // A slot freed up: claim more from queues that may have more. Queues whose last claim came
       // back short are asked again only after a notification or the poll.
-      if (this.state === "running" && this.hungry.size > 0 && this.capacity() > 0) this.fillSoon();
+      // With nothing to claim, the freed slot goes back into the hand-off offer.
+      if (this.state === "running" && (this.hungry.size > 0 ? this.capacity() > 0 : this.handoff)) this.fillSoon();
       if (this.active.size === 0) this.drained?.();
       this.checkIdle();
     }
   }
 
   private drained: (() => void) | null = null;
+
+  /** How long an offer stands without a heartbeat: an enqueue ignores a lapsed one. */
+  private get offerTtlMs(): number {
+    return 3 * this.heartbeatMs;
+  }
+
+  /**
+   * Offer the free slots to enqueue_handoff, replacing the previous offer. The statement learns
+   * how many of the previous offer's slots were taken; its free slots are the ones not held by
+   * tasks still on their way. Runs inside the claim loop, never beside a claim.
+   */
+  private async offer(): Promise<void> {
+    const prev = this.openGen;
+    const open = prev !== null ? this.offers.get(prev) : undefined;
+    const base = this.unacked >= this.ackLimit ? 0 : Math.max(0, this.concurrency - this.active.size - this.buffer.length - this.reserved(prev));
+    // Unchanged since the last offer (nothing arrived, nothing freed): leave it standing.
+    if (open ? open.arrived === 0 && open.base === base : base === 0) return;
+    const gen = this.nextGen++;
+    // In the map before the write: a hand-off can arrive before the statement's answer does.
+    const mine: Offer = { base, free: null, taken: null, arrived: 0 };
+    this.offers.set(gen, mine);
+    let row: { old_gen: string | null; old_taken: number | null; free: number } | undefined;
+    try {
+      [row] = await runPrepared<{ old_gen: string | null; old_taken: number | null; free: number }>(this.jobs.pool, this.st("worker_offer"), [
+        this.id, gen, this.queues, this.handoffChannel, this.leaseMs, base, prev ?? 0, open?.arrived ?? 0, this.offerTtlMs,
+      ]);
+    } catch (err) {
+      // It may have landed: hold its slots until a resync says what was handed over.
+      mine.free = base;
+      this.openGen = gen;
+      this.needResync = true;
+      throw err;
+    }
+    mine.free = row!.free;
+    this.openGen = gen;
+    if (open) {
+      if (row!.old_gen !== null && Number(row!.old_gen) === prev) open.taken = row!.old_taken;
+      else this.needResync = true; // the previous offer was not there: find its hand-offs by their rows
+      this.settle(prev!);
+    }
+  }
+
+  /** Withdraw the offer: its slots come back, less the tasks taken and still on their way. */
+  private async retract(): Promise<void> {
+    const prev = this.openGen;
+    const [row] = await runPrepared<{ gen: string; taken: number }>(this.jobs.pool, this.st("worker_offer_retract"), [this.id]);
+    this.openGen = null;
+    const open = prev !== null ? this.offers.get(prev) : undefined;
+    if (!open) return;
+    if (row && Number(row.gen) === prev) {
+      open.taken = row.taken;
+      this.settle(prev!);
+    } else {
+      this.needResync = true;
+    }
+  }
+
+  /** Forget a generation once all its taken slots arrived; slots it no longer holds may start buffered tasks. */
+  private settle(gen: number): void {
+    const o = this.offers.get(gen);
+    if (o && o.taken !== null && o.arrived >= o.taken) this.offers.delete(gen);
+    this.dispatch();
+  }
+
+  /**
+   * Settle every hand-off whose notification may be lost: withdraw the offer (after which every
+   * hand-off to this worker has committed), then take the running tasks that carry this worker's
+   * id and that it does not know. Notifications of the generations before are ignored from here.
+   * Stopping, those tasks are handed back instead of run.
+   */
+  private async resync(): Promise<void> {
+    this.genFloor = this.nextGen;
+    await runPrepared(this.jobs.pool, this.st("worker_offer_retract"), [this.id]);
+    this.openGen = null;
+    const known = [...this.active.keys(), ...this.buffer.map((b) => b.id), ...this.acking];
+    const rows = await runPrepared<Claimed>(this.jobs.pool, this.st("task_handed_unknown"), [this.id, known]);
+    this.offers.clear();
+    this.needResync = false;
+    const adopt = rows.filter((r) => !this.active.has(r.id) && !this.acking.has(r.id));
+    if (adopt.length === 0) return;
+    this.jobs.log.warn({ tasks: adopt.length }, "found tasks handed to this worker whose notification was lost");
+    if (this.state !== "running") return this.release(adopt.map((r) => r.id));
+    for (const r of adopt) this.startHandedOff(r);
+  }
+
+  /** A task an enqueue handed to this worker (enqueue_handoff's notification). */
+  private onHandoff(payload: string): void {
+    let m: HandedOff;
+    try {
+      m = JSON.parse(payload) as HandedOff;
+    } catch {
+      return;
+    }
+    if (m.w !== this.id || m.gen < this.genFloor) return;
+    const o = this.offers.get(m.gen);
+    if (!o || this.active.has(m.id)) return;
+    o.arrived++;
+    const row: Claimed = { ...m, run_at: new Date(m.run_at), started_at: new Date(m.started_at) };
+    if (this.state !== "running") {
+      // Stopping: hand it back (a failure leaves it to the rescuer, after its lease).
+      this.background(this.release([row.id]).catch((err: Error) => this.jobs.log.warn({ err: err.message }, "could not hand back a handed-off task")));
+    } else {
+      this.startHandedOff(row);
+    }
+    // After the start: settling may start buffered tasks, and the slot is this task's.
+    this.settle(m.gen);
+  }
+
+  private startHandedOff(row: Claimed): void {
+    this.wasIdle = false;
+    this.emit("claimed", { queue: row.queue, count: 1 });
+    void this.run(row);
+  }
+
+  /** At shutdown: withdraw the offer and hand back what was handed over and not started. */
+  private async withdrawOffer(): Promise<void> {
+    if (!this.handoff || (this.openGen === null && this.offers.size === 0 && !this.needResync)) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.resync();
+        return;
+      } catch (err) {
+        if (attempt >= 5) {
+          this.jobs.log.error({ err: (err as Error).message }, "could not withdraw the hand-off offer; tasks handed over meanwhile run after their lease");
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
 
   private acked(id: string): void {
     this.acking.delete(id);
@@ -544,7 +747,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.heartbeatRetry = null;
     const ids = [...new Set([...this.active.keys(), ...this.buffer.map((b) => b.id), ...this.acking])];
     try {
-      const [row] = await runPrepared<{ held: string[]; registered: boolean }>(this.jobs.pool, this.st("task_renew_leases"), [this.id, ids, this.leaseMs]);
+      const [row] = await runPrepared<{ held: string[]; registered: boolean }>(this.jobs.pool, this.st("task_renew_leases"), [
+        this.id, ids, this.leaseMs, this.offerTtlMs,
+      ]);
       if (!row) return;
       if (!row.registered && this.state !== "stopped") {
         await runPrepared(this.jobs.pool, this.st("worker_register"), [
@@ -697,6 +902,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const heartbeat = setInterval(() => this.background(this.heartbeat()), this.heartbeatMs);
     try {
       while (this.filling) await this.fillDone;
+      await this.withdrawOffer();
       const unstarted = this.buffer.map((b) => b.id);
       this.buffer = [];
       await this.releaseUntilLanded(unstarted);

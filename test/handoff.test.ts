@@ -1,0 +1,227 @@
+/**
+ * Issue 7, hand-off (migration 000016): an idle worker offers its free slots, and an enqueue made
+ * outside any transaction hands its task straight to it, already claimed, so the handler starts
+ * without a claim round trip. What must hold: the task is claimed by the enqueue's own commit;
+ * a worker never runs more than `concurrency` tasks when hand-offs and claims race; a hand-off
+ * whose notification is lost is still run once; a stopping worker withdraws its offer; and the
+ * enqueue falls back to the ready path whenever a hand-off is not possible.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { pino } from "pino";
+import type { TaskContext, Worker } from "../src/index.js";
+import { useDatabase } from "./helpers/db.js";
+import { gate, openJobs, taskRow, waitFor } from "./fixtures/issue3-util.js";
+
+const db = useDatabase();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface OfferRow {
+  worker_id: string;
+  free: number;
+  taken: number;
+  queues: string[];
+}
+
+async function offerOf(worker: Worker): Promise<OfferRow | undefined> {
+  const { rows } = await db.query<OfferRow>("select worker_id, free, taken, queues from jobs.worker_offers where worker_id = $1", [worker.id]);
+  return rows[0];
+}
+
+/** Wait until the worker offers `free` slots (it does once its queues came back empty). */
+function offering(worker: Worker, free: number): Promise<OfferRow> {
+  return waitFor(`worker ${worker.id} to offer ${free} slots`, async () => {
+    const o = await offerOf(worker);
+    return o && o.free === free ? o : undefined;
+  });
+}
+
+/** jobs.enqueue_handoff(<args>) on its own (autocommit), returning the id. */
+async function handoff(args: string): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(`select jobs.enqueue_handoff(${args})::text as id`);
+  return rows[0]!.id;
+}
+
+function captureLogger(lines: Array<Record<string, unknown>>) {
+  return pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+}
+
+test("an idle worker gets a task enqueued outside a transaction from the enqueue itself, claimed in the enqueue's own commit", async () => {
+  const jobs = openJobs(db);
+  const started = gate<string>();
+  const release = gate();
+  const job = jobs.task("handoff_hold", async (ctx: TaskContext, x: number) => {
+    started.open(ctx.id);
+    await release.promise;
+    return x + 1;
+  }, { queue: "h_basic" });
+  const worker = await jobs.worker({ queues: ["h_basic"], concurrency: 3 }).start();
+  const offer = await offering(worker, 3);
+  assert.deepEqual(offer.queues, ["h_basic"]);
+
+  // Through SQL, to see the transaction: the row that delay() would insert is 'running' under
+  // the worker's id in the very transaction that inserted it (its xmin), never 'ready'.
+  const { rows: [enq] } = await db.query<{ id: string; xid: string }>(
+    "select jobs.enqueue_handoff('handoff_hold', '[41]', 'h_basic')::text as id, pg_current_xact_id()::text as xid",
+  );
+  assert.equal(await started.promise, enq!.id);
+  const { rows: [row] } = await db.query("select state, worker_id, attempts, xmin::text as xmin, lease_until > now() as leased from jobs.tasks where id = $1", [enq!.id]);
+  assert.deepEqual(row, { state: "running", worker_id: worker.id, attempts: 1, xmin: enq!.xid, leased: true }, "claimed by the inserting transaction itself");
+  assert.deepEqual(await offerOf(worker).then((o) => o && [o.free, o.taken]), [2, 1], "one slot taken, two left");
+  release.open();
+  const result = await jobs.result(enq!.id).get({ timeout: 10_000 });
+  assert.equal(result, 42);
+
+  // The TypeScript client takes the same path: the worker re-offers its freed slot, and delay()
+  // hands the next task over (running as soon as the notification lands).
+  await offering(worker, 3);
+  const r = await job.delay(1);
+  assert.equal(await r.get({ timeout: 10_000 }), 2);
+  const done = await taskRow(db, r.id);
+  assert.equal(done.worker_id, worker.id);
+  assert.equal(done.attempts, 1);
+  // A task enqueued in a caller's transaction takes the ready path (no hand-off there).
+  await offering(worker, 3);
+  const client = await db.connect();
+  await client.query("begin");
+  const inTx = await job.applyAsync([5], { db: client });
+  const { rows: [inTxRow] } = await client.query("select state from jobs.tasks where id = $1", [inTx.id]);
+  await client.query("commit");
+  await client.end();
+  assert.equal(inTxRow.state, "ready");
+  assert.equal(await inTx.get({ timeout: 10_000 }), 6);
+  await jobs.close();
+});
+
+test("hand-offs racing with claims never run more than `concurrency` tasks at once, and every task runs once", async () => {
+  const producer = openJobs(db);
+  const jobs = openJobs(db);
+  let running = 0;
+  let most = 0;
+  const runs = new Map<number, number>();
+  const handler = async (_ctx: TaskContext, i: number) => {
+    running++;
+    most = Math.max(most, running);
+    runs.set(i, (runs.get(i) ?? 0) + 1);
+    await sleep(i % 3 === 0 ? 15 : 2);
+    running--;
+    return null;
+  };
+  jobs.task("handoff_race", handler, { queue: "h_race" });
+  const job = producer.task("handoff_race", handler, { queue: "h_race" });
+  const worker = await jobs.worker({ queues: ["h_race"], concurrency: 2, pollInterval: "200ms" }).start();
+  // Count the hand-offs on the worker's own channel, to know the race was run.
+  const listener = await db.connect();
+  let handedOff = 0;
+  listener.on("notification", () => handedOff++);
+  await listener.query(`listen "jobs.handoff.${worker.id.replace(/-/g, "").slice(0, 12)}"`);
+  let n = 0;
+  for (let round = 0; round < 30; round++) {
+    await offering(worker, 2);
+    // delay() calls one after another (each its own statement: hand-offs while slots are
+    // offered) and, among them, a batch (the ready path: the worker takes its offer back to
+    // claim it, while the next delay() calls look for an offer).
+    const singles = (async () => {
+      for (let k = 0; k < 10; k++) {
+        await job.delay(n++);
+        await sleep(k % 4);
+      }
+    })();
+    await sleep(3);
+    await Promise.all([singles, producer.enqueueMany(Array.from({ length: 10 }, () => job.s(n++)))]);
+    await waitFor(`round ${round} to finish`, () => runs.size === n && running === 0, 20_000);
+  }
+  assert.equal(n, 600);
+  assert.deepEqual([...runs.values()].filter((c) => c !== 1), [], "every task ran exactly once");
+  assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
+  assert.ok(handedOff >= 30 && handedOff <= 300, `some delay() calls were handed off, no batch: ${handedOff} of 600`);
+  await listener.end();
+  const { rows: [states] } = await db.query("select count(*) filter (where state = 'succeeded')::int as ok, count(*) filter (where attempts <> 1)::int as reattempted from jobs.tasks where queue = 'h_race'");
+  assert.deepEqual(states, { ok: 600, reattempted: 0 });
+  await jobs.close();
+  await producer.close();
+});
+
+test("a hand-off whose notification was lost with the LISTEN connection runs once after the worker reconnects", async () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const jobs = openJobs(db, { logger: captureLogger(lines) });
+  const ran: string[] = [];
+  jobs.task("handoff_lost", async (ctx: TaskContext) => {
+    ran.push(ctx.id);
+    return "ok";
+  }, { queue: "h_lost" });
+  const worker = await jobs.worker({ queues: ["h_lost"], concurrency: 2 }).start();
+  await offering(worker, 2);
+  // In one transaction: hand a task to the worker, then end its LISTEN connection before the
+  // commit delivers the notification. The reconnected listener was not listening then.
+  const { rows } = await db.query<{ id: string }>(
+    `select jobs.enqueue_handoff('handoff_lost', '[]', 'h_lost')::text as id,
+            (select count(pg_terminate_backend(pid)) from pg_stat_activity
+              where datname = current_database() and query ilike 'listen %handoff%') as killed`,
+  );
+  const id = rows[0]!.id;
+  assert.equal((await taskRow(db, id)).worker_id, worker.id, "handed to the worker");
+  await waitFor("the lost hand-off to run", () => ran.length > 0, 15_000);
+  const row = await waitFor("the task to succeed", async () => {
+    const r = await taskRow(db, id);
+    return r.state === "succeeded" ? r : undefined;
+  });
+  assert.equal(row.attempts, 1);
+  await sleep(300);
+  assert.deepEqual(ran, [id], "run once");
+  assert.ok(lines.some((l) => l.msg === "found tasks handed to this worker whose notification was lost" && l.tasks === 1), "the adoption is logged");
+  await jobs.close();
+});
+
+test("a stopping worker withdraws its offer; a worker with handoff: false never offers; lapsed offers and paused queues take the ready path", async () => {
+  const jobs = openJobs(db);
+  jobs.task("handoff_misc", async () => "done", { queue: "h_misc" });
+  const worker = await jobs.worker({ queues: ["h_misc"], concurrency: 2 }).start();
+  await offering(worker, 2);
+  await worker.stop();
+  assert.equal(await offerOf(worker), undefined, "the offer is gone with the worker");
+  assert.equal((await taskRow(db, await handoff("'handoff_misc', '[]', 'h_misc'"))).state, "ready", "no worker offers: the ready path");
+
+  const plain = await jobs.worker({ queues: ["h_misc"], concurrency: 2, handoff: false }).start();
+  await waitFor("the ready task to run", async () => (await db.query("select count(*)::int as n from jobs.tasks where queue = 'h_misc' and state = 'succeeded'")).rows[0].n === 1);
+  await sleep(300);
+  assert.equal(await offerOf(plain), undefined, "handoff: false makes no offer");
+  await plain.stop();
+
+  // An offer past its time (a worker that died without withdrawing it) is not taken, nor is one
+  // for a paused queue; the task is enqueued ready either way.
+  await db.query(`insert into jobs.worker_offers (worker_id, gen, queues, channel, lease_ms, free, until)
+                  values (gen_random_uuid(), 1, '{h_dead}', 'jobs.handoff.dead', 15000, 5, now() - interval '1 second'),
+                         (gen_random_uuid(), 1, '{h_paused}', 'jobs.handoff.paused', 15000, 5, now() + interval '1 minute')`);
+  await db.query("select jobs.pause_queue('h_paused')");
+  for (const queue of ["h_dead", "h_paused"]) {
+    const row = await taskRow(db, await handoff(`'x', '[]', '${queue}'`));
+    assert.deepEqual([row.state, row.worker_id], ["ready", null], queue);
+  }
+  const { rows: untouched } = await db.query("select free, taken from jobs.worker_offers where queues && '{h_dead,h_paused}' order by queues");
+  assert.deepEqual(untouched, [{ free: 5, taken: 0 }, { free: 5, taken: 0 }]);
+  await jobs.close();
+});
+
+test("hand-off falls back to the ready path for a payload too large for a notification, a countdown, or a bad value (with enqueue_many's message)", async () => {
+  const jobs = openJobs(db);
+  const sizes: number[] = [];
+  const job = jobs.task("handoff_big", async (_ctx: TaskContext, s: string) => {
+    sizes.push(s.length);
+    return s.length;
+  }, { queue: "h_big" });
+  const worker = await jobs.worker({ queues: ["h_big"], concurrency: 2 }).start();
+  await offering(worker, 2);
+  const big = "x".repeat(20_000);
+  const r = await job.delay(big);
+  assert.equal(await r.get({ timeout: 10_000 }), 20_000);
+  const row = await taskRow(db, r.id);
+  assert.equal(row.attempts, 1);
+  assert.deepEqual(await offerOf(worker).then((o) => o?.taken ?? 0), 0, "not handed off: claimed from the ready path");
+  await offering(worker, 2);
+  assert.equal((await taskRow(db, await handoff(`'handoff_big', '["a"]', 'h_big', delay_ms => 60000`))).state, "pending");
+  await assert.rejects(db.query("select jobs.enqueue_handoff('handoff_big', '[\"a\"]', 'h_big', priority => 500)"), /priority 500 is out of range: use -100 to 100/);
+  await assert.rejects(db.query("select jobs.enqueue_handoff('handoff_big', '{}', 'h_big')"), /args must be a JSON array, got object/);
+  assert.deepEqual(await offerOf(worker).then((o) => o && [o.free, o.taken]), [2, 0], "nothing taken by the refused or pending ones");
+  await jobs.close();
+});
