@@ -136,7 +136,11 @@ test("hand-offs racing with claims never run more than `concurrency` tasks at on
   assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
   assert.ok(handedOff >= 30 && handedOff <= 300, `some delay() calls were handed off, no batch: ${handedOff} of 600`);
   await listener.end();
-  const { rows: [states] } = await db.query("select count(*) filter (where state = 'succeeded')::int as ok, count(*) filter (where attempts <> 1)::int as reattempted from jobs.tasks where queue = 'h_race'");
+  // Acknowledgements land after the handlers return.
+  const states = await waitFor("every acknowledgement to land", async () => {
+    const { rows: [r] } = await db.query("select count(*) filter (where state = 'succeeded')::int as ok, count(*) filter (where attempts <> 1)::int as reattempted from jobs.tasks where queue = 'h_race'");
+    return r.ok === 600 ? r : undefined;
+  });
   assert.deepEqual(states, { ok: 600, reattempted: 0 });
   await jobs.close();
   await producer.close();

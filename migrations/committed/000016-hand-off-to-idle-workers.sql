@@ -1,5 +1,5 @@
 --! Previous: sha1:9a7127d422205ae583df1831d7e0251d8280ac99
---! Hash: sha1:4fe217f64f3374b33492499a726d6d2bcb615878
+--! Hash: sha1:c36b81a140b90b608fd9dff64d78f8950b3c1f52
 --! Message: hand-off to idle workers
 
 -- Hand-off: an idle worker offers free slots, and an enqueue outside any caller's transaction
@@ -47,9 +47,8 @@ create unlogged table if not exists :SCHEMA.worker_offers (
 -- that stayed open after it would let the lease run while the worker cannot see the row yet.
 -- Inside a transaction, call enqueue or enqueue_many.
 --
--- A row that a check would refuse, or with a dedup key, a run_at, a delay, or a payload too
--- large for a notification (NOTIFY takes under 8,000 bytes) goes through enqueue_many: its
--- error messages, and its ready path.
+-- A row too large for a notification is enqueued ready; one with a dedup key, a run_at or a
+-- delay, or that a check would refuse, goes through enqueue_many (its semantics, its messages).
 create or replace function :SCHEMA.enqueue_handoff(
   name          text,
   args          jsonb default '[]',
@@ -73,42 +72,56 @@ declare
   q text := coalesce(queue, 'default');
   o record;
   t record;
+  new_id bigint;
 begin
+  -- The common case: a valid task to run now, without a dedup key. Anything else (and a bad
+  -- value, for its message) goes through enqueue_many below.
   if key is null and run_at is null and coalesce(delay_ms, 0) = 0
      and length(name) between 1 and 200
      and q ~ '^[A-Za-z0-9_.:-]+$' and length(q) <= 63
      and coalesce(priority, 0) between -100 and 100
      and coalesce(max_attempts, 4) between 1 and 1000
      and jsonb_typeof(coalesce(args, '[]')) = 'array'
-     and jsonb_typeof(coalesce(headers, '{}')) = 'object'
-     -- the notification's payload: the row's JSON and about 500 bytes of the rest
-     and octet_length(coalesce(args, '[]')::text) + octet_length(coalesce(headers, '{}')::text)
-         + coalesce(octet_length(workflow::text), 0) + octet_length(name) + octet_length(q) < 7000 then
-    select w.worker_id, w.gen, w.channel, w.lease_ms into o
-      from :SCHEMA.worker_offers w
-     where w.free > 0 and q = any(w.queues) and w.until > clock_timestamp()
-       and not exists (select from :SCHEMA.queues p where p.name = q and p.paused)
-     limit 1
-       for update skip locked;
-    if found then
-      insert into :SCHEMA.tasks as x (name, args, queue, priority, run_at, state, max_attempts,
-                                      headers, parent_id, group_id, chord_id, timeout_ms, workflow,
-                                      worker_id, attempts, started_at, lease_until)
-      values (name, coalesce(args, '[]'), q, coalesce(priority, 0), now(), 'running',
-              coalesce(max_attempts, 4), coalesce(headers, '{}'), parent_id, group_id, chord_id,
-              timeout_ms, workflow, o.worker_id, 1, clock_timestamp(),
-              clock_timestamp() + o.lease_ms * interval '1 millisecond')
-      returning x.* into t;
-      update :SCHEMA.worker_offers w set free = w.free - 1, taken = w.taken + 1
-       where w.worker_id = o.worker_id;
-      perform pg_notify(o.channel, json_build_object(
-        'w', o.worker_id, 'gen', o.gen, 'id', t.id::text, 'name', t.name, 'queue', t.queue,
-        'args', t.args, 'attempts', t.attempts, 'max_attempts', t.max_attempts,
-        'timeout_ms', t.timeout_ms, 'headers', t.headers, 'parent_id', t.parent_id::text,
-        'group_id', t.group_id, 'chord_id', t.chord_id, 'workflow', t.workflow,
-        'run_at', t.run_at, 'started_at', t.started_at, 'priority', t.priority)::text);
-      return t.id;
+     and jsonb_typeof(coalesce(headers, '{}')) = 'object' then
+    -- An offered slot, if the row fits a notification with room to spare (NOTIFY takes under
+    -- 8,000 bytes: the row's JSON and about 500 bytes of the rest).
+    if octet_length(coalesce(args, '[]')::text) + octet_length(coalesce(headers, '{}')::text)
+       + coalesce(octet_length(workflow::text), 0) + octet_length(name) + octet_length(q) < 7000 then
+      select w.worker_id, w.gen, w.channel, w.lease_ms into o
+        from :SCHEMA.worker_offers w
+       where w.free > 0 and q = any(w.queues) and w.until > clock_timestamp()
+         and not exists (select from :SCHEMA.queues p where p.name = q and p.paused)
+       limit 1
+         for update skip locked;
+      if found then
+        insert into :SCHEMA.tasks as x (name, args, queue, priority, run_at, state, max_attempts,
+                                        headers, parent_id, group_id, chord_id, timeout_ms, workflow,
+                                        worker_id, attempts, started_at, lease_until)
+        values (name, coalesce(args, '[]'), q, coalesce(priority, 0), now(), 'running',
+                coalesce(max_attempts, 4), coalesce(headers, '{}'), parent_id, group_id, chord_id,
+                timeout_ms, workflow, o.worker_id, 1, clock_timestamp(),
+                clock_timestamp() + o.lease_ms * interval '1 millisecond')
+        returning x.* into t;
+        update :SCHEMA.worker_offers w set free = w.free - 1, taken = w.taken + 1
+         where w.worker_id = o.worker_id;
+        perform pg_notify(o.channel, json_build_object(
+          'w', o.worker_id, 'gen', o.gen, 'id', t.id::text, 'name', t.name, 'queue', t.queue,
+          'args', t.args, 'attempts', t.attempts, 'max_attempts', t.max_attempts,
+          'timeout_ms', t.timeout_ms, 'headers', t.headers, 'parent_id', t.parent_id::text,
+          'group_id', t.group_id, 'chord_id', t.chord_id, 'workflow', t.workflow,
+          'run_at', t.run_at, 'started_at', t.started_at, 'priority', t.priority)::text);
+        return t.id;
+      end if;
     end if;
+    -- No slot: a ready task (the table's statement trigger sends the ready notification). One
+    -- row, so a plain insert: enqueue_many's array validation would only cost time here.
+    insert into :SCHEMA.tasks as x (name, args, queue, priority, run_at, state, max_attempts,
+                                    headers, parent_id, group_id, chord_id, timeout_ms, workflow)
+    values (name, coalesce(args, '[]'), q, coalesce(priority, 0), now(), 'ready',
+            coalesce(max_attempts, 4), coalesce(headers, '{}'), parent_id, group_id, chord_id,
+            timeout_ms, workflow)
+    returning x.id into new_id;
+    return new_id;
   end if;
   return (select e.id
             from :SCHEMA.enqueue_many(array[name], array[args], array[queue], array[priority],
