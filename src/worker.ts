@@ -170,7 +170,8 @@ export interface WorkerEvents {
 /**
  * Claims tasks of its queues in batches (SELECT ... FOR UPDATE SKIP LOCKED), keeps up to
  * `concurrency` handlers running, acknowledges in batches, wakes on NOTIFY and polls slowly as a
- * fallback. It also does the queue's maintenance: rescuing tasks whose lease lapsed, making due
+ * fallback. While idle it offers its free slots, and enqueues made outside a transaction hand it
+ * their task already claimed (hand-off: see offer()). It also does the queue's maintenance: rescuing tasks whose lease lapsed, making due
  * tasks ready, and pruning finished tasks past their retention.
  */
 export class Worker extends EventEmitter<WorkerEvents> {
@@ -647,10 +648,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.offers.clear();
     this.needResync = false;
     const adopt = rows.filter((r) => !this.active.has(r.id) && !this.acking.has(r.id));
-    if (adopt.length === 0) return;
+    if (adopt.length === 0) return this.dispatch();
     this.jobs.log.warn({ tasks: adopt.length }, "found tasks handed to this worker whose notification was lost");
     if (this.state !== "running") return this.release(adopt.map((r) => r.id));
     for (const r of adopt) this.startHandedOff(r);
+    this.dispatch(); // after the adopted ones: the slots that were held for them are theirs
   }
 
   /** A task an enqueue handed to this worker (enqueue_handoff's notification). */
