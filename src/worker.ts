@@ -57,8 +57,8 @@ export interface WorkerOptions {
    */
   vacuum?: boolean;
   /**
-   * While idle, offer free slots to enqueues made outside a transaction, which then hand their
-   * task straight to this worker, already claimed, with no claim round trip (migration 000016,
+   * While idle, offer a slot to enqueues made outside a transaction, which then hand their task
+   * straight to this worker, already claimed, with no claim round trip (migration 000016,
    * docs/architecture.md "Hand-off"). Default true.
    */
   handoff?: boolean;
@@ -170,8 +170,8 @@ export interface WorkerEvents {
 /**
  * Claims tasks of its queues in batches (SELECT ... FOR UPDATE SKIP LOCKED), keeps up to
  * `concurrency` handlers running, acknowledges in batches, wakes on NOTIFY and polls slowly as a
- * fallback. While idle it offers its free slots, and enqueues made outside a transaction hand it
- * their task already claimed (hand-off: see offer()). It also does the queue's maintenance: rescuing tasks whose lease lapsed, making due
+ * fallback. While idle it offers a slot, and an enqueue made outside a transaction hands it its
+ * task already claimed (hand-off: see offer()). It also does the queue's maintenance: rescuing tasks whose lease lapsed, making due
  * tasks ready, and pruning finished tasks past their retention.
  */
 export class Worker extends EventEmitter<WorkerEvents> {
@@ -449,7 +449,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           if (this.openGen !== null) continue;
           break;
         }
-        // Every queue came back short: offer the free slots to enqueues (hand-off).
+        // Every queue came back short: offer a slot to enqueues if idle (hand-off).
         if (!this.handoff || this.needResync) break;
         await this.offer();
         if (!this.refill && this.hungry.size === 0 && !this.needResync) break;
@@ -561,8 +561,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.dispatch();
       // A slot freed up: claim more from queues that may have more. Queues whose last claim came
       // back short are asked again only after a notification or the poll.
-      // With nothing to claim, the freed slot goes back into the hand-off offer.
-      if (this.state === "running" && (this.hungry.size > 0 ? this.capacity() > 0 : this.handoff)) this.fillSoon();
+      // With nothing to claim, an idle worker offers a slot again (hand-off).
+      if (this.state === "running" && (this.hungry.size > 0 ? this.capacity() > 0 : this.handoff && this.active.size === 0)) this.fillSoon();
       if (this.active.size === 0) this.drained?.();
       this.checkIdle();
     }
@@ -576,14 +576,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   /**
-   * Offer the free slots to enqueue_handoff, replacing the previous offer. The statement learns
-   * how many of the previous offer's slots were taken; its free slots are the ones not held by
-   * tasks still on their way. Runs inside the claim loop, never beside a claim.
+   * Offer a slot to enqueue_handoff, replacing the previous offer. The statement learns how many
+   * of the previous offer's slots were taken; the new one's are those not held by tasks still on
+   * their way. Runs inside the claim loop, never beside a claim.
+   *
+   * One slot, and only while nothing runs here: a worker whose event loop is blocked (a
+   * synchronous, CPU-bound handler) cannot start what it is handed, and a handed-off task waits
+   * for it while idle workers could have claimed it. Offered while idle, the slot's task is the
+   * only one that can be held up that way (a claim would have waited the same). Bursts take the
+   * ready path, where claims come in batches.
    */
   private async offer(): Promise<void> {
     const prev = this.openGen;
     const open = prev !== null ? this.offers.get(prev) : undefined;
-    const base = this.unacked >= this.ackLimit ? 0 : Math.max(0, this.concurrency - this.active.size - this.buffer.length - this.reserved(prev));
+    const idle = this.active.size === 0 && this.buffer.length === 0 && this.reserved(prev) === 0 && this.unacked < this.ackLimit;
+    const base = idle ? 1 : 0;
     // Unchanged since the last offer (nothing arrived, nothing freed): leave it standing.
     if (open ? open.arrived === 0 && open.base === base : base === 0) return;
     const gen = this.nextGen++;

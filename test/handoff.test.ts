@@ -28,11 +28,11 @@ async function offerOf(worker: Worker): Promise<OfferRow | undefined> {
   return rows[0];
 }
 
-/** Wait until the worker offers `free` slots (it does once its queues came back empty). */
-function offering(worker: Worker, free: number): Promise<OfferRow> {
-  return waitFor(`worker ${worker.id} to offer ${free} slots`, async () => {
+/** Wait until the worker offers its slot (it does once it is idle and its queues came back empty). */
+function offering(worker: Worker): Promise<OfferRow> {
+  return waitFor(`worker ${worker.id} to offer a slot`, async () => {
     const o = await offerOf(worker);
-    return o && o.free === free ? o : undefined;
+    return o && o.free === 1 ? o : undefined;
   });
 }
 
@@ -56,7 +56,7 @@ test("an idle worker gets a task enqueued outside a transaction from the enqueue
     return x + 1;
   }, { queue: "h_basic" });
   const worker = await jobs.worker({ queues: ["h_basic"], concurrency: 3 }).start();
-  const offer = await offering(worker, 3);
+  const offer = await offering(worker);
   assert.deepEqual(offer.queues, ["h_basic"]);
 
   // Through SQL, to see the transaction: the row that delay() would insert is 'running' under
@@ -67,21 +67,21 @@ test("an idle worker gets a task enqueued outside a transaction from the enqueue
   assert.equal(await started.promise, enq!.id);
   const { rows: [row] } = await db.query("select state, worker_id, attempts, xmin::text as xmin, lease_until > now() as leased from jobs.tasks where id = $1", [enq!.id]);
   assert.deepEqual(row, { state: "running", worker_id: worker.id, attempts: 1, xmin: enq!.xid, leased: true }, "claimed by the inserting transaction itself");
-  assert.deepEqual(await offerOf(worker).then((o) => o && [o.free, o.taken]), [2, 1], "one slot taken, two left");
+  assert.deepEqual(await offerOf(worker).then((o) => o && [o.free, o.taken]), [0, 1], "its one slot taken");
   release.open();
   const result = await jobs.result(enq!.id).get({ timeout: 10_000 });
   assert.equal(result, 42);
 
-  // The TypeScript client takes the same path: the worker re-offers its freed slot, and delay()
+  // The TypeScript client takes the same path: the idle worker offers a slot again, and delay()
   // hands the next task over (running as soon as the notification lands).
-  await offering(worker, 3);
+  await offering(worker);
   const r = await job.delay(1);
   assert.equal(await r.get({ timeout: 10_000 }), 2);
   const done = await taskRow(db, r.id);
   assert.equal(done.worker_id, worker.id);
   assert.equal(done.attempts, 1);
   // A task enqueued in a caller's transaction takes the ready path (no hand-off there).
-  await offering(worker, 3);
+  await offering(worker);
   const client = await db.connect();
   await client.query("begin");
   const inTx = await job.applyAsync([5], { db: client });
@@ -117,7 +117,7 @@ test("hand-offs racing with claims never run more than `concurrency` tasks at on
   await listener.query(`listen "jobs.handoff.${worker.id.replace(/-/g, "").slice(0, 12)}"`);
   let n = 0;
   for (let round = 0; round < 30; round++) {
-    await offering(worker, 2);
+    await offering(worker);
     // delay() calls one after another (each its own statement: hand-offs while slots are
     // offered) and, among them, a batch (the ready path: the worker takes its offer back to
     // claim it, while the next delay() calls look for an offer).
@@ -146,6 +146,35 @@ test("hand-offs racing with claims never run more than `concurrency` tasks at on
   await producer.close();
 });
 
+test("a worker with a task running offers no slot (a blocked event loop holds up only its own task): the next task goes to an idle worker", async () => {
+  const jobs = openJobs(db);
+  const begun = gate();
+  const release = gate();
+  const ranOn: string[] = [];
+  jobs.task("handoff_busy", async (ctx: TaskContext, hold: boolean) => {
+    ranOn.push(ctx.id);
+    if (hold) {
+      begun.open();
+      await release.promise;
+    }
+    return null;
+  }, { queue: "h_busy" });
+  const busy = await jobs.worker({ queues: ["h_busy"], concurrency: 4 }).start();
+  await offering(busy);
+  const held = await handoff("'handoff_busy', '[true]', 'h_busy'");
+  await begun.promise;
+  const idle = await jobs.worker({ queues: ["h_busy"], concurrency: 4 }).start();
+  await offering(idle);
+  await sleep(200);
+  assert.equal((await offerOf(busy))?.free ?? 0, 0, "three free slots, none offered while a task runs");
+  const next = await handoff("'handoff_busy', '[false]', 'h_busy'");
+  assert.equal((await taskRow(db, next)).worker_id, idle.id, "handed to the idle worker");
+  await waitFor("the second task to run", () => ranOn.includes(next));
+  assert.equal((await taskRow(db, held)).worker_id, busy.id);
+  release.open();
+  await jobs.close();
+});
+
 test("a hand-off whose notification was lost with the LISTEN connection runs once after the worker reconnects", async () => {
   const lines: Array<Record<string, unknown>> = [];
   const jobs = openJobs(db, { logger: captureLogger(lines) });
@@ -155,7 +184,7 @@ test("a hand-off whose notification was lost with the LISTEN connection runs onc
     return "ok";
   }, { queue: "h_lost" });
   const worker = await jobs.worker({ queues: ["h_lost"], concurrency: 2 }).start();
-  await offering(worker, 2);
+  await offering(worker);
   // In one transaction: hand a task to the worker, then end its LISTEN connection before the
   // commit delivers the notification. The reconnected listener was not listening then.
   const { rows } = await db.query<{ id: string }>(
@@ -181,7 +210,7 @@ test("a stopping worker withdraws its offer; a worker with handoff: false never 
   const jobs = openJobs(db);
   jobs.task("handoff_misc", async () => "done", { queue: "h_misc" });
   const worker = await jobs.worker({ queues: ["h_misc"], concurrency: 2 }).start();
-  await offering(worker, 2);
+  await offering(worker);
   await worker.stop();
   assert.equal(await offerOf(worker), undefined, "the offer is gone with the worker");
   assert.equal((await taskRow(db, await handoff("'handoff_misc', '[]', 'h_misc'"))).state, "ready", "no worker offers: the ready path");
@@ -215,17 +244,17 @@ test("hand-off falls back to the ready path for a payload too large for a notifi
     return s.length;
   }, { queue: "h_big" });
   const worker = await jobs.worker({ queues: ["h_big"], concurrency: 2 }).start();
-  await offering(worker, 2);
+  await offering(worker);
   const big = "x".repeat(20_000);
   const r = await job.delay(big);
   assert.equal(await r.get({ timeout: 10_000 }), 20_000);
   const row = await taskRow(db, r.id);
   assert.equal(row.attempts, 1);
   assert.deepEqual(await offerOf(worker).then((o) => o?.taken ?? 0), 0, "not handed off: claimed from the ready path");
-  await offering(worker, 2);
+  await offering(worker);
   assert.equal((await taskRow(db, await handoff(`'handoff_big', '["a"]', 'h_big', delay_ms => 60000`))).state, "pending");
   await assert.rejects(db.query("select jobs.enqueue_handoff('handoff_big', '[\"a\"]', 'h_big', priority => 500)"), /priority 500 is out of range: use -100 to 100/);
   await assert.rejects(db.query("select jobs.enqueue_handoff('handoff_big', '{}', 'h_big')"), /args must be a JSON array, got object/);
-  assert.deepEqual(await offerOf(worker).then((o) => o && [o.free, o.taken]), [2, 0], "nothing taken by the refused or pending ones");
+  assert.deepEqual(await offerOf(worker).then((o) => o && [o.free, o.taken]), [1, 0], "nothing taken by the refused or pending ones");
   await jobs.close();
 });
