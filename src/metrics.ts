@@ -113,6 +113,7 @@ export function createMetrics(jobs: Jobs, options: MetricsOptions = {}): Metrics
     registers,
   });
   const claims = new Histogram({ name: `${p}claim_batch_size`, help: "Tasks taken per claim that found work.", labelNames: ["queue"], buckets: CLAIM_BUCKETS, registers });
+  const handedOff = new Counter({ name: `${p}tasks_handed_off_total`, help: "Tasks an enqueue handed to an idle worker of this process, already claimed (no claim round trip).", labelNames: ["queue"], registers });
 
   // The process's own state, read at scrape time.
   const workers = new Set<Worker>();
@@ -288,11 +289,17 @@ export function createMetrics(jobs: Jobs, options: MetricsOptions = {}): Metrics
   };
   const removeHook = jobs.addHook(hook);
 
-  const workerListeners = new Map<Worker, { claimed: (e: { queue: string; count: number }) => void; rescued: (e: { ids: string[]; failed: string[] }) => void; stopped: () => void }>();
+  const workerListeners = new Map<Worker, {
+    claimed: (e: { queue: string; count: number }) => void;
+    handedOff: (e: { queue: string }) => void;
+    rescued: (e: { ids: string[]; failed: string[] }) => void;
+    stopped: () => void;
+  }>();
   const observeWorker = (w: Worker) => {
     if (workerListeners.has(w) || closed) return;
     const l = {
       claimed: (e: { queue: string; count: number }) => claims.observe({ queue: e.queue }, e.count),
+      handedOff: (e: { queue: string }) => handedOff.inc({ queue: e.queue }),
       rescued: (e: { ids: string[]; failed: string[] }) => {
         const failedN = e.failed.length;
         if (e.ids.length - failedN > 0) rescued.inc({ outcome: "requeued" }, e.ids.length - failedN);
@@ -303,6 +310,7 @@ export function createMetrics(jobs: Jobs, options: MetricsOptions = {}): Metrics
     workerListeners.set(w, l);
     workers.add(w);
     w.on("claimed", l.claimed);
+    w.on("handedOff", l.handedOff);
     // "rescued" is declared by newer workers only; listening to an event never emitted is harmless.
     (w as unknown as { on(e: string, f: (x: { ids: string[]; failed: string[] }) => void): void }).on("rescued", l.rescued);
     w.on("stopped", l.stopped);
@@ -325,6 +333,7 @@ export function createMetrics(jobs: Jobs, options: MetricsOptions = {}): Metrics
     removeHook();
     for (const [w, l] of workerListeners) {
       w.off("claimed", l.claimed);
+      w.off("handedOff", l.handedOff);
       (w as unknown as { off(e: string, f: unknown): void }).off("rescued", l.rescued);
       w.off("stopped", l.stopped);
     }

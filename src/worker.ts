@@ -157,6 +157,8 @@ class Cancelled extends PgJobsError {
 export interface WorkerEvents {
   /** A claim came back with these tasks. */
   claimed: [{ queue: string; count: number }];
+  /** An enqueue handed this task over (hand-off), or it was found after a lost notification (adopted). */
+  handedOff: [{ queue: string; id: string; adopted: boolean }];
   /** Nothing running, nothing buffered, and the last claim of every queue came back short. */
   idle: [];
   /** This worker's rescuer made tasks whose lease lapsed runnable again (or failed them for good). */
@@ -417,8 +419,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       for (;;) {
         if (this.needResync && this.state === "running") await this.resync();
-        // Work to claim: take the offered slots back first (they count as busy while offered).
-        if (this.openGen !== null && this.hungry.size > 0 && this.state === "running") await this.retract();
+        // The offered slot counts as busy: take it back first when a claim needs it.
+        if (this.openGen !== null && this.hungry.size > 0 && this.capacity() <= 0 && this.state === "running") await this.retract();
         do {
           this.refill = false;
           for (let i = 0; i < this.queues.length && this.state === "running"; i++) {
@@ -444,7 +446,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
           this.queueCursor = (this.queueCursor + 1) % this.queues.length;
         } while (this.state === "running" && (this.refill || (this.hungry.size > 0 && this.capacity() > 0)));
         if (this.state !== "running") break;
-        // Work left while slots stand offered (they count as busy): take them back and claim.
+        // Offers are for idle workers: one that now has work takes its offer back. (An idle
+        // worker's poll that finds nothing leaves the offer standing: one statement, not three.)
+        if (this.openGen !== null && (this.active.size > 0 || this.buffer.length > 0)) {
+          await this.retract();
+          continue;
+        }
+        // Queues left hungry for want of capacity while a slot stands offered: take it back, claim.
         if (this.hungry.size > 0) {
           if (this.openGen !== null) continue;
           break;
@@ -658,7 +666,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (adopt.length === 0) return this.dispatch();
     this.jobs.log.warn({ tasks: adopt.length }, "found tasks handed to this worker whose notification was lost");
     if (this.state !== "running") return this.release(adopt.map((r) => r.id));
-    for (const r of adopt) this.startHandedOff(r);
+    for (const r of adopt) this.startHandedOff(r, true);
     this.dispatch(); // after the adopted ones: the slots that were held for them are theirs
   }
 
@@ -685,9 +693,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.settle(m.gen);
   }
 
-  private startHandedOff(row: Claimed): void {
+  private startHandedOff(row: Claimed, adopted = false): void {
     this.wasIdle = false;
-    this.emit("claimed", { queue: row.queue, count: 1 });
+    this.emit("handedOff", { queue: row.queue, id: row.id, adopted });
     void this.run(row);
   }
 

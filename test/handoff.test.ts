@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
-import type { TaskContext, Worker } from "../src/index.js";
+import { createMetrics, type TaskContext, type Worker } from "../src/index.js";
+import { parseProm, total } from "./fixtures/issue10-prom.js";
 import { useDatabase } from "./helpers/db.js";
 import { gate, openJobs, taskRow, waitFor } from "./fixtures/issue3-util.js";
 
@@ -55,9 +56,18 @@ test("an idle worker gets a task enqueued outside a transaction from the enqueue
     await release.promise;
     return x + 1;
   }, { queue: "h_basic" });
-  const worker = await jobs.worker({ queues: ["h_basic"], concurrency: 3 }).start();
+  const metrics = createMetrics(jobs, { queueStatsTtl: 0 });
+  db.onClose(() => metrics.close());
+  const events: Array<{ id: string; adopted: boolean }> = [];
+  const worker = await jobs.worker({ queues: ["h_basic"], concurrency: 3, pollInterval: "100ms" }).start();
+  worker.on("handedOff", (e) => events.push({ id: e.id, adopted: e.adopted }));
   const offer = await offering(worker);
   assert.deepEqual(offer.queues, ["h_basic"]);
+  // Polls that find nothing leave the offer standing (no retract and offer again each time).
+  const { rows: [before] } = await db.query("select gen from jobs.worker_offers where worker_id = $1", [worker.id]);
+  await sleep(500);
+  const { rows: [after] } = await db.query("select gen from jobs.worker_offers where worker_id = $1", [worker.id]);
+  assert.equal(after?.gen, before?.gen, "the same offer after five idle polls");
 
   // Through SQL, to see the transaction: the row that delay() would insert is 'running' under
   // the worker's id in the very transaction that inserted it (its xmin), never 'ready'.
@@ -90,6 +100,9 @@ test("an idle worker gets a task enqueued outside a transaction from the enqueue
   await client.end();
   assert.equal(inTxRow.state, "ready");
   assert.equal(await inTx.get({ timeout: 10_000 }), 6);
+  // Two hand-offs, each an event and a count; the transaction's task was claimed.
+  assert.deepEqual(events, [{ id: enq!.id, adopted: false }, { id: r.id, adopted: false }]);
+  assert.equal(total(parseProm(await metrics.metrics()), "pgjobs_tasks_handed_off_total", { queue: "h_basic" }), 2);
   await jobs.close();
 });
 
@@ -184,6 +197,8 @@ test("a hand-off whose notification was lost with the LISTEN connection runs onc
     return "ok";
   }, { queue: "h_lost" });
   const worker = await jobs.worker({ queues: ["h_lost"], concurrency: 2 }).start();
+  const adopted: string[] = [];
+  worker.on("handedOff", (e) => e.adopted && adopted.push(e.id));
   await offering(worker);
   // In one transaction: hand a task to the worker, then end its LISTEN connection before the
   // commit delivers the notification. The reconnected listener was not listening then.
@@ -203,6 +218,7 @@ test("a hand-off whose notification was lost with the LISTEN connection runs onc
   await sleep(300);
   assert.deepEqual(ran, [id], "run once");
   assert.ok(lines.some((l) => l.msg === "found tasks handed to this worker whose notification was lost" && l.tasks === 1), "the adoption is logged");
+  assert.deepEqual(adopted, [id], "and emitted as an adopted hand-off");
   await jobs.close();
 });
 
