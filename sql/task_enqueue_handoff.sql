@@ -7,7 +7,7 @@
 -- delay_ms. Answers in task_enqueue_many's shape (ids: the id as text).
 -- Locks: the offer row it takes (FOR UPDATE SKIP LOCKED: enqueues never wait on each other
 -- for a slot), the inserted row.
-select :SCHEMA.enqueue_handoff($1::text, coalesce($2::jsonb, '[]'), coalesce($3::text, 'default'),
-         coalesce($4::int, 0), $5::timestamptz, coalesce($6::int, 4), $7::text,
-         coalesce($8::jsonb, '{}'), $9::bigint, $10::uuid, $11::uuid, $12::int, $13::jsonb,
+-- A null is the default, as for enqueue_many.
+select :SCHEMA.enqueue_handoff($1::text, $2::jsonb, $3::text, $4::int, $5::timestamptz, $6::int,
+         $7::text, $8::jsonb, $9::bigint, $10::uuid, $11::uuid, $12::int, $13::jsonb,
          $14::bigint)::text as ids

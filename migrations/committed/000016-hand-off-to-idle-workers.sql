@@ -1,5 +1,5 @@
 --! Previous: sha1:9a7127d422205ae583df1831d7e0251d8280ac99
---! Hash: sha1:c36b81a140b90b608fd9dff64d78f8950b3c1f52
+--! Hash: sha1:6a6a15ebf22941034931fb4b594499ea566798b4
 --! Message: hand-off to idle workers
 
 -- Hand-off: an idle worker offers free slots, and an enqueue outside any caller's transaction
@@ -70,9 +70,12 @@ security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
   q text := coalesce(queue, 'default');
-  o record;
+  -- The offer taken, if any (all null when none is).
+  w_id uuid;
+  w_gen bigint;
+  w_channel text;
+  w_lease integer;
   t record;
-  new_id bigint;
 begin
   -- The common case: a valid task to run now, without a dedup key. Anything else (and a bad
   -- value, for its message) goes through enqueue_many below.
@@ -87,41 +90,37 @@ begin
     -- 8,000 bytes: the row's JSON and about 500 bytes of the rest).
     if octet_length(coalesce(args, '[]')::text) + octet_length(coalesce(headers, '{}')::text)
        + coalesce(octet_length(workflow::text), 0) + octet_length(name) + octet_length(q) < 7000 then
-      select w.worker_id, w.gen, w.channel, w.lease_ms into o
+      select w.worker_id, w.gen, w.channel, w.lease_ms into w_id, w_gen, w_channel, w_lease
         from :SCHEMA.worker_offers w
        where w.free > 0 and q = any(w.queues) and w.until > clock_timestamp()
          and not exists (select from :SCHEMA.queues p where p.name = q and p.paused)
        limit 1
          for update skip locked;
-      if found then
-        insert into :SCHEMA.tasks as x (name, args, queue, priority, run_at, state, max_attempts,
-                                        headers, parent_id, group_id, chord_id, timeout_ms, workflow,
-                                        worker_id, attempts, started_at, lease_until)
-        values (name, coalesce(args, '[]'), q, coalesce(priority, 0), now(), 'running',
-                coalesce(max_attempts, 4), coalesce(headers, '{}'), parent_id, group_id, chord_id,
-                timeout_ms, workflow, o.worker_id, 1, clock_timestamp(),
-                clock_timestamp() + o.lease_ms * interval '1 millisecond')
-        returning x.* into t;
-        update :SCHEMA.worker_offers w set free = w.free - 1, taken = w.taken + 1
-         where w.worker_id = o.worker_id;
-        perform pg_notify(o.channel, json_build_object(
-          'w', o.worker_id, 'gen', o.gen, 'id', t.id::text, 'name', t.name, 'queue', t.queue,
-          'args', t.args, 'attempts', t.attempts, 'max_attempts', t.max_attempts,
-          'timeout_ms', t.timeout_ms, 'headers', t.headers, 'parent_id', t.parent_id::text,
-          'group_id', t.group_id, 'chord_id', t.chord_id, 'workflow', t.workflow,
-          'run_at', t.run_at, 'started_at', t.started_at, 'priority', t.priority)::text);
-        return t.id;
-      end if;
     end if;
-    -- No slot: a ready task (the table's statement trigger sends the ready notification). One
-    -- row, so a plain insert: enqueue_many's array validation would only cost time here.
+    -- Claimed for the offering worker, or ready (the table's statement trigger then sends the
+    -- ready notification). One row, so a plain insert: enqueue_many's array validation would
+    -- only cost time here.
     insert into :SCHEMA.tasks as x (name, args, queue, priority, run_at, state, max_attempts,
-                                    headers, parent_id, group_id, chord_id, timeout_ms, workflow)
-    values (name, coalesce(args, '[]'), q, coalesce(priority, 0), now(), 'ready',
+                                    headers, parent_id, group_id, chord_id, timeout_ms, workflow,
+                                    worker_id, attempts, started_at, lease_until)
+    values (name, coalesce(args, '[]'), q, coalesce(priority, 0), now(),
+            case when w_id is null then 'ready':::SCHEMA.task_state else 'running' end,
             coalesce(max_attempts, 4), coalesce(headers, '{}'), parent_id, group_id, chord_id,
-            timeout_ms, workflow)
-    returning x.id into new_id;
-    return new_id;
+            timeout_ms, workflow, w_id, case when w_id is null then 0 else 1 end,
+            case when w_id is not null then clock_timestamp() end,
+            clock_timestamp() + w_lease * interval '1 millisecond')
+    returning x.* into t;
+    if w_id is not null then
+      update :SCHEMA.worker_offers w set free = w.free - 1, taken = w.taken + 1
+       where w.worker_id = w_id;
+      perform pg_notify(w_channel, json_build_object(
+        'w', w_id, 'gen', w_gen, 'id', t.id::text, 'name', t.name, 'queue', t.queue,
+        'args', t.args, 'attempts', t.attempts, 'max_attempts', t.max_attempts,
+        'timeout_ms', t.timeout_ms, 'headers', t.headers, 'parent_id', t.parent_id::text,
+        'group_id', t.group_id, 'chord_id', t.chord_id, 'workflow', t.workflow,
+        'run_at', t.run_at, 'started_at', t.started_at, 'priority', t.priority)::text);
+    end if;
+    return t.id;
   end if;
   return (select e.id
             from :SCHEMA.enqueue_many(array[name], array[args], array[queue], array[priority],
