@@ -130,15 +130,6 @@ export function idsOf(rows: EnqueuedIds[]): string[] {
  */
 const SQL_DEFAULTS = { queue: "default", priority: 0, maxAttempts: 4, headers: "{}" } as const;
 
-/** Parameters of task_enqueue_handoff: task_enqueue_many's, one value each (null: the default). */
-function oneParams(r: TaskRow): unknown[] {
-  return [
-    r.name, r.args, r.queue === SQL_DEFAULTS.queue ? null : r.queue, r.priority === SQL_DEFAULTS.priority ? null : r.priority,
-    r.runAt, r.maxAttempts === SQL_DEFAULTS.maxAttempts ? null : r.maxAttempts, r.key,
-    r.headers === SQL_DEFAULTS.headers ? null : r.headers, r.parentId, r.groupId, r.chordId, r.timeoutMs, r.workflow, r.delayMs,
-  ];
-}
-
 /** One JSON array of JSON texts (null for a missing element): no escaping, unlike an array literal. */
 function jsonArray(texts: (string | null)[]): string {
   let out = "[";
@@ -146,38 +137,44 @@ function jsonArray(texts: (string | null)[]): string {
   return out + "]";
 }
 
+/** A column of the enqueue statements, in parameter order: a row's value (null: the SQL default). */
+type Column = { value: (r: TaskRow) => unknown; json?: true };
+const unlessDefault = <K extends keyof typeof SQL_DEFAULTS>(k: K) => (r: TaskRow) => (r[k] === SQL_DEFAULTS[k] ? null : r[k]);
+const COLUMNS: Column[] = [
+  { value: (r) => r.name },
+  { value: (r) => r.args, json: true },
+  { value: unlessDefault("queue") },
+  { value: unlessDefault("priority") },
+  { value: (r) => r.runAt },
+  { value: unlessDefault("maxAttempts") },
+  { value: (r) => r.key },
+  { value: unlessDefault("headers"), json: true },
+  { value: (r) => r.parentId },
+  { value: (r) => r.groupId },
+  { value: (r) => r.chordId },
+  { value: (r) => r.timeoutMs },
+  { value: (r) => r.workflow, json: true },
+  { value: (r) => r.delayMs },
+];
+
 /**
  * Parameters of task_enqueue_many: parallel arrays, the JSON columns as one JSON array each; an
  * array of nothing but nulls is sent as one null. (Exported for the bench's SQL floor.)
  */
 export function toParams(rows: TaskRow[]): unknown[] {
-  const col = <T>(f: (r: TaskRow) => T | null): (T | null)[] | null => {
+  return COLUMNS.map(({ value, json }) => {
     let any = false;
     const out = rows.map((r) => {
-      const v = f(r);
+      const v = value(r);
       if (v !== null) any = true;
       return v;
     });
-    return any ? out : null;
-  };
-  const json = (f: (r: TaskRow) => string | null): string | null => {
-    const texts = col(f);
-    return texts && jsonArray(texts);
-  };
-  return [
-    rows.map((r) => r.name),
-    jsonArray(rows.map((r) => r.args)),
-    col((r) => (r.queue === SQL_DEFAULTS.queue ? null : r.queue)),
-    col((r) => (r.priority === SQL_DEFAULTS.priority ? null : r.priority)),
-    col((r) => r.runAt),
-    col((r) => (r.maxAttempts === SQL_DEFAULTS.maxAttempts ? null : r.maxAttempts)),
-    col((r) => r.key),
-    json((r) => (r.headers === SQL_DEFAULTS.headers ? null : r.headers)),
-    col((r) => r.parentId),
-    col((r) => r.groupId),
-    col((r) => r.chordId),
-    col((r) => r.timeoutMs),
-    json((r) => r.workflow),
-    col((r) => r.delayMs),
-  ];
+    if (!any) return null;
+    return json ? jsonArray(out as (string | null)[]) : out;
+  });
+}
+
+/** Parameters of task_enqueue_handoff: task_enqueue_many's, one value each. */
+function oneParams(r: TaskRow): unknown[] {
+  return COLUMNS.map(({ value }) => value(r));
 }
