@@ -619,11 +619,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     mine.free = row!.free;
     this.openGen = gen;
-    if (open) {
-      if (row!.old_gen !== null && Number(row!.old_gen) === prev) open.taken = row!.old_taken;
-      else this.needResync = true; // the previous offer was not there: find its hand-offs by their rows
-      this.settle(prev!);
-    }
+    this.closeOffer(prev, row!.old_gen, row!.old_taken);
   }
 
   /** Withdraw the offer: its slots come back, less the tasks taken and still on their way. */
@@ -631,14 +627,20 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const prev = this.openGen;
     const [row] = await runPrepared<{ gen: string; taken: number }>(this.jobs.pool, this.st("worker_offer_retract"), [this.id]);
     this.openGen = null;
+    this.closeOffer(prev, row?.gen ?? null, row?.taken ?? null);
+  }
+
+  /**
+   * The offer `prev` was replaced or withdrawn, and the table said which generation it held and
+   * how many of its slots were taken. Another generation (or none) than this worker's: find its
+   * hand-offs by their rows (resync).
+   */
+  private closeOffer(prev: number | null, gen: string | null, taken: number | null): void {
     const open = prev !== null ? this.offers.get(prev) : undefined;
     if (!open) return;
-    if (row && Number(row.gen) === prev) {
-      open.taken = row.taken;
-      this.settle(prev!);
-    } else {
-      this.needResync = true;
-    }
+    if (gen !== null && Number(gen) === prev) open.taken = taken;
+    else this.needResync = true;
+    this.settle(prev!);
   }
 
   /** Forget a generation once all its taken slots arrived; slots it no longer holds may start buffered tasks. */
@@ -702,18 +704,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** At shutdown: withdraw the offer and hand back what was handed over and not started. */
   private async withdrawOffer(): Promise<void> {
     if (!this.handoff || (this.openGen === null && this.offers.size === 0 && !this.needResync)) return;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.resync();
-        return;
-      } catch (err) {
-        if (attempt >= 5) {
-          this.jobs.log.error({ err: (err as Error).message }, "could not withdraw the hand-off offer; tasks handed over meanwhile run after their lease");
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 200 * attempt));
-      }
-    }
+    await this.untilLanded(
+      () => this.resync(),
+      (err) => this.jobs.log.error({ err: err.message }, "could not withdraw the hand-off offer; tasks handed over meanwhile run after their lease"),
+    );
   }
 
   private acked(id: string): void {
@@ -976,16 +970,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   private async releaseUntilLanded(ids: string[]): Promise<void> {
-    for (let attempt = 1; ids.length > 0; attempt++) {
+    if (ids.length === 0) return;
+    await this.untilLanded(
+      () => this.release(ids),
+      // Their leases lapse and the rescuer hands them out again: late, but not lost.
+      (err) => this.jobs.log.error({ err: err.message, tasks: ids.length }, "could not hand tasks back; they will be rescued when their lease lapses"),
+    );
+  }
+
+  /** A shutdown step, tried five times (200 ms, 400 ms, ... apart); then `giveUp` says what is left to the leases. */
+  private async untilLanded(step: () => Promise<void>, giveUp: (err: Error) => void): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
       try {
-        await this.release(ids);
-        return;
+        return await step();
       } catch (err) {
-        if (attempt >= 5) {
-          // Their leases lapse and the rescuer hands them out again: late, but not lost.
-          this.jobs.log.error({ err: (err as Error).message, tasks: ids.length }, "could not hand tasks back; they will be rescued when their lease lapses");
-          return;
-        }
+        if (attempt >= 5) return giveUp(err as Error);
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }
     }
