@@ -123,7 +123,7 @@ export function idsOf(rows: EnqueuedIds[]): string[] {
 }
 
 /**
- * What enqueue_many puts in place of a null element (its coalesce defaults). A value equal to its
+ * What the enqueue functions put in place of a null element (their coalesce defaults). A value equal to its
  * default is sent as null, so a batch that uses the defaults sends one null instead of an array
  * the server must parse: 1,000 rows of queue "default", priority 0, 4 attempts and no headers took
  * 21-25 ms per statement with the four arrays spelled out and 15-16 ms without (interleaved).
@@ -137,44 +137,56 @@ function jsonArray(texts: (string | null)[]): string {
   return out + "]";
 }
 
-/** A column of the enqueue statements, in parameter order: a row's value (null: the SQL default). */
-type Column = { value: (r: TaskRow) => unknown; json?: true };
-const unlessDefault = <K extends keyof typeof SQL_DEFAULTS>(k: K) => (r: TaskRow) => (r[k] === SQL_DEFAULTS[k] ? null : r[k]);
-const COLUMNS: Column[] = [
-  { value: (r) => r.name },
-  { value: (r) => r.args, json: true },
-  { value: unlessDefault("queue") },
-  { value: unlessDefault("priority") },
-  { value: (r) => r.runAt },
-  { value: unlessDefault("maxAttempts") },
-  { value: (r) => r.key },
-  { value: unlessDefault("headers"), json: true },
-  { value: (r) => r.parentId },
-  { value: (r) => r.groupId },
-  { value: (r) => r.chordId },
-  { value: (r) => r.timeoutMs },
-  { value: (r) => r.workflow, json: true },
-  { value: (r) => r.delayMs },
-];
+/**
+ * The enqueue statements' columns, in parameter order: the row's field, and whether it holds JSON
+ * text already (spliced into the column's array as it is). A field equal to its SQL default
+ * (SQL_DEFAULTS) is sent as null.
+ */
+type Column = { key: keyof TaskRow; json?: true; sqlDefault?: unknown };
+const COLUMNS: Column[] = ([
+  { key: "name" },
+  { key: "args", json: true },
+  { key: "queue" },
+  { key: "priority" },
+  { key: "runAt" },
+  { key: "maxAttempts" },
+  { key: "key" },
+  { key: "headers", json: true },
+  { key: "parentId" },
+  { key: "groupId" },
+  { key: "chordId" },
+  { key: "timeoutMs" },
+  { key: "workflow", json: true },
+  { key: "delayMs" },
+] as Column[]).map((c) => ({ ...c, sqlDefault: (SQL_DEFAULTS as Partial<Record<keyof TaskRow, unknown>>)[c.key] }));
+
+/** A row's value for a column: null where it equals the SQL default. */
+function columnValue(r: TaskRow, { key, sqlDefault }: Column): unknown {
+  const v = r[key];
+  return v === sqlDefault ? null : v;
+}
 
 /**
- * Parameters of task_enqueue_many: parallel arrays, the JSON columns as one JSON array each; an
- * array of nothing but nulls is sent as one null. (Exported for the bench's SQL floor.)
+ * Parameters of task_enqueue_many: one JSON array per column (the JSON columns' texts spliced in
+ * as they are), an element per row; a column of nothing but nulls is sent as one null. A column
+ * at a time, one field read per row (1,000 rows: 0.49-0.74 ms through a closure per column and
+ * row, before this loop). (Exported for the bench's SQL floor.)
  */
 export function toParams(rows: TaskRow[]): unknown[] {
-  return COLUMNS.map(({ value, json }) => {
+  return COLUMNS.map((column) => {
     let any = false;
-    const out = rows.map((r) => {
-      const v = value(r);
+    const out = new Array<unknown>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const v = columnValue(rows[i]!, column);
       if (v !== null) any = true;
-      return v;
-    });
+      out[i] = v;
+    }
     if (!any) return null;
-    return json ? jsonArray(out as (string | null)[]) : out;
+    return column.json ? jsonArray(out as (string | null)[]) : JSON.stringify(out);
   });
 }
 
 /** Parameters of task_enqueue_handoff: task_enqueue_many's, one value each. */
 function oneParams(r: TaskRow): unknown[] {
-  return COLUMNS.map(({ value }) => value(r));
+  return COLUMNS.map((column) => columnValue(r, column));
 }

@@ -91,6 +91,9 @@ test("a producer enqueues and gets the result a worker-role worker produced", as
 
   const r = await add.delay(2, 3);
   assert.equal(await r.get({ timeout: 10_000 }), 5);
+  // A batch goes through the client's other statement (enqueue_many_json).
+  const batch = await producer.enqueueMany([add.s(1, 1), add.s(2, 2), add.s(3, 3)]);
+  assert.deepEqual(await Promise.all(batch.map((b) => b.get({ timeout: 10_000 }))), [2, 4, 6]);
   // The SQL API works for the producer too, as for any language.
   const { rows } = await producer.pool.query("select jobs.enqueue('add', '[20, 22]', queue => 'roles') as id");
   assert.equal(await producer.result(rows[0].id, "add").get({ timeout: 10_000 }), 42);
@@ -148,7 +151,7 @@ test("granting to a role that does not exist is one line naming it, exit 2", asy
   assert.match(r.stderr, new RegExp(`^pgjobs: role "pgjobs_t_nosuch_${suffix}" does not exist: create it first .*\\n$`));
 });
 
-test("roles granted before enqueue_many took delays (000014) can still call it after that migration", async () => {
+test("roles granted before enqueue_many took delays (000014) can still call it after that migration, and the client's batch statement (000017)", async () => {
   await createRoles();
   const other = await db.createDatabase({ migrated: false });
   db.onClose(async () => {
@@ -178,6 +181,8 @@ test("roles granted before enqueue_many took delays (000014) can still call it a
     try {
       const { rows } = await c.query("select id from jobs.enqueue_many(array['after_upgrade'], delays_ms => array[60000]::bigint[])");
       assert.equal(rows.length, 1, `${role} enqueues through the new signature`);
+      const batch = await c.query(statement("jobs", "task_enqueue_many").text, [JSON.stringify(["b1", "b2"]), ...Array(13).fill(null)]);
+      assert.equal(batch.rows[0].ids.split(",").length, 2, `${role} enqueues a batch as the client does`);
     } finally {
       await c.end();
     }

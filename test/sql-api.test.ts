@@ -110,6 +110,86 @@ test("bad input raises a one-line error and writes nothing", async () => {
   assert.equal(await count("true"), before);
 });
 
+test("enqueue_many_json (the client's batches) returns the ids in input order, each column's values and defaults in place", async () => {
+  const future = new Date(Date.now() + 3_600_000).toISOString();
+  const group = randomUUID();
+  const { rows } = await db.query<{ ids: string }>(
+    `select jobs.enqueue_many_json($1, $2, $3, $4, $5, $6, null, $7, $8, $9, null, $10, $11) as ids`,
+    [
+      JSON.stringify(["j1", "j2", "j3", "j4"]),
+      JSON.stringify([[1], null, [{ a: "b" }], []]),
+      JSON.stringify(["jq", null, "jq", "jq2"]),
+      JSON.stringify([5, null, -5, 0]),
+      JSON.stringify([null, future, null, null]),
+      JSON.stringify([1, null, 10, null]),
+      JSON.stringify([{ h: 1 }, null, null, {}]),
+      JSON.stringify([null, null, "17", null]),
+      JSON.stringify([group, group, null, null]),
+      JSON.stringify([null, 250, null, null]),
+      JSON.stringify([null, null, null, { t: "chain" }]),
+    ],
+  );
+  const ids = rows[0]!.ids.split(",");
+  const { rows: tasks } = await db.query(
+    `select id::text, name, args, queue, priority, state, max_attempts, headers, parent_id::text, group_id, timeout_ms, workflow,
+            run_at = $2::timestamptz as at_future
+       from jobs.tasks where id = any($1::bigint[])`,
+    [ids, future],
+  );
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const row = (id: string) => {
+    const { id: _, ...rest } = byId.get(id);
+    return rest;
+  };
+  assert.deepEqual(ids.map(row), [
+    { name: "j1", args: [1], queue: "jq", priority: 5, state: "ready", max_attempts: 1, headers: { h: 1 }, parent_id: null, group_id: group, timeout_ms: null, workflow: null, at_future: false },
+    { name: "j2", args: [], queue: "default", priority: 0, state: "pending", max_attempts: 4, headers: {}, parent_id: null, group_id: group, timeout_ms: 250, workflow: null, at_future: true },
+    { name: "j3", args: [{ a: "b" }], queue: "jq", priority: -5, state: "ready", max_attempts: 10, headers: {}, parent_id: "17", group_id: null, timeout_ms: null, workflow: null, at_future: false },
+    { name: "j4", args: [], queue: "jq2", priority: 0, state: "ready", max_attempts: 4, headers: {}, parent_id: null, group_id: null, timeout_ms: null, workflow: { t: "chain" }, at_future: false },
+  ]);
+  // 1,000 rows: still input order (ids ascend as the rows were given).
+  const names = Array.from({ length: 1000 }, (_, i) => `bulk-${i}`);
+  const bulk = (await db.query<{ ids: string }>("select jobs.enqueue_many_json($1) as ids", [JSON.stringify(names)])).rows[0]!.ids.split(",");
+  const named = await db.query<{ id: string; name: string }>("select id::text, name from jobs.tasks where id = any($1::bigint[])", [bulk]);
+  const nameOf = new Map(named.rows.map((r) => [r.id, r.name]));
+  assert.deepEqual(bulk.map((id) => nameOf.get(id)), names);
+});
+
+test("enqueue_many_json takes enqueue_many's path for dedup keys and delays", async () => {
+  const key = `k-${randomUUID()}`;
+  const holder = (await db.query("select jobs.enqueue('holder', '[]', key => $1) as id", [key])).rows[0].id;
+  const { rows } = await db.query<{ ids: string }>("select jobs.enqueue_many_json($1, $2, keys => $3, delays_ms => $4) as ids", [
+    JSON.stringify(["d1", "d2", "d3"]),
+    JSON.stringify([[1], [2], null]),
+    JSON.stringify([null, key, null]),
+    JSON.stringify([60_000, null, 0]),
+  ]);
+  const ids = rows[0]!.ids.split(",");
+  assert.equal(ids[1], String(holder), "the keyed entry returns the unfinished holder's id");
+  const { rows: tasks } = await db.query("select id::text, name, args, state from jobs.tasks where id = any($1::bigint[])", [ids]);
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  assert.deepEqual(ids.map((id) => byId.get(id)), [
+    { id: ids[0], name: "d1", args: [1], state: "pending" },
+    { id: ids[1], name: "holder", args: [], state: "ready" },
+    { id: ids[2], name: "d3", args: [], state: "ready" },
+  ]);
+  // A negative delay gets enqueue_many's message.
+  const delay = await invalidInput(db.query(`select jobs.enqueue_many_json('["a"]', delays_ms => '[-5]')`));
+  assert.match(delay.message, /task a: delay -5 ms is negative/);
+});
+
+test("enqueue_many_json refuses arrays of different lengths, and the table's checks refuse a bad value; nothing is written", async () => {
+  const before = await count("true");
+  const lengths = await invalidInput(db.query(`select jobs.enqueue_many_json('["a", "b"]', '[[1]]')`));
+  assert.match(lengths.message, /enqueue_many_json got arrays of different lengths \(2 names\)/);
+  await invalidInput(db.query(`select jobs.enqueue_many_json('["a"]', queues => '["q", "q"]')`));
+  let caught: (Error & { code?: string; constraint?: string }) | undefined;
+  await db.query(`select jobs.enqueue_many_json('["a", "b"]', queues => '["good", "no spaces allowed"]')`).catch((e) => (caught = e));
+  assert.equal(caught?.code, "23514", `check_violation, got ${caught?.code}: ${caught?.message}`);
+  assert.equal(caught?.constraint, "tasks_queue_check");
+  assert.equal(await count("true"), before);
+});
+
 test("enqueues inside a caller's transaction open no subtransaction: every row carries the transaction's own xid", async () => {
   // More than 64 subtransactions in one transaction overflow every backend's subxid cache and
   // slow all snapshots down; a request that enqueues task by task must never get near it.
