@@ -132,9 +132,9 @@ const SQL_DEFAULTS = { queue: "default", priority: 0, maxAttempts: 4, headers: "
 
 /** One JSON array of JSON texts (null for a missing element): no escaping, unlike an array literal. */
 function jsonArray(texts: (string | null)[]): string {
-  let out = "[";
-  for (let i = 0; i < texts.length; i++) out += (i === 0 ? "" : ",") + (texts[i] ?? "null");
-  return out + "]";
+  for (let i = 0; i < texts.length; i++) if (texts[i] === null) texts[i] = "null";
+  // One join: `+=` per element builds a rope of 2,000 pieces that is flattened when sent.
+  return `[${texts.join(",")}]`;
 }
 
 /**
@@ -174,14 +174,12 @@ function columnValue(r: TaskRow, { key, sqlDefault }: Column): unknown {
  */
 export function toParams(rows: TaskRow[]): unknown[] {
   return COLUMNS.map((column) => {
-    let any = false;
-    const out = new Array<unknown>(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const v = columnValue(rows[i]!, column);
-      if (v !== null) any = true;
-      out[i] = v;
-    }
-    if (!any) return null;
+    // Most columns hold nothing but defaults: find that out before building an array for them.
+    let first = 0;
+    while (first < rows.length && columnValue(rows[first]!, column) === null) first++;
+    if (first === rows.length) return null;
+    const out = new Array<unknown>(rows.length).fill(null, 0, first);
+    for (let i = first; i < rows.length; i++) out[i] = columnValue(rows[i]!, column);
     return column.json ? jsonArray(out as (string | null)[]) : JSON.stringify(out);
   });
 }
