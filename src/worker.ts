@@ -27,7 +27,8 @@ export interface WorkerOptions {
    * take under a second on average (a moving average), none once they take longer — so short
    * tasks never wait on a claim, and long ones are never held back from idle workers. Measured
    * (peers harness, 5,000 tasks of 20 ms at c = 50, ideal 2 s): 2.37 s with none, 2.09 s with
-   * `concurrency`.
+   * `concurrency`. The buffer is topped up once it is half empty, in one claim, not a claim per
+   * freed slot: between half and all of the prefetch is held.
    */
   prefetch?: number | "auto";
   /** Most tasks one claim takes. Default concurrency + prefetch. */
@@ -394,8 +395,27 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // worker 164-272 MB resident without a cap; with 4 x (concurrency + prefetch), <= 300 and
     // 117-140 MB, at the same rate.
     if (this.unacked >= this.ackLimit) return 0;
-    const ahead = this.autoPrefetch && !(this.avgHandlerMs < 1_000) ? 0 : this.prefetch;
-    return this.concurrency + ahead - this.active.size - this.buffer.length - this.reserved();
+    return this.concurrency + this.ahead() - this.active.size - this.buffer.length - this.reserved();
+  }
+
+  /** Tasks to hold claimed beyond the free slots: the prefetch (auto: none for handlers of a second or more). */
+  private ahead(): number {
+    return this.autoPrefetch && !(this.avgHandlerMs < 1_000) ? 0 : this.prefetch;
+  }
+
+  /**
+   * How many to claim now: what there is room for, but nothing while the prefetch buffer is still
+   * more than half full. Handlers that finish one by one would otherwise free a slot or two per
+   * turn of the event loop, each refilled by a claim of its own: 505 claims of 9.9 tasks each for
+   * 5,000 tasks of 20 ms at concurrency 50 (npm run bench -- --only io-drain), each a statement
+   * on the server and a round trip here, where batches of half the prefetch take fewer.
+   * With nothing buffered, free slots are never left waiting.
+   */
+  private claimable(): number {
+    const room = this.capacity();
+    if (room <= 0) return 0;
+    if (this.buffer.length > 0 && room < Math.ceil(this.ahead() / 2)) return 0;
+    return Math.min(room, this.batchSize);
   }
 
   /** Slots held for hand-offs: offered and not yet known untaken, or taken and not yet arrived. */
@@ -426,7 +446,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           for (let i = 0; i < this.queues.length && this.state === "running"; i++) {
             const queue = this.queues[(this.queueCursor + i) % this.queues.length]!;
             if (!this.hungry.has(queue)) continue;
-            const want = Math.min(this.capacity(), this.batchSize);
+            const want = this.claimable();
             if (want <= 0) break;
             const gen = this.wakes.get(queue);
             const rows = await runPrepared<Claimed>(this.jobs.pool, this.st("task_claim_many"), [queue, want, this.id, this.leaseMs]);
@@ -444,7 +464,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
             }
           }
           this.queueCursor = (this.queueCursor + 1) % this.queues.length;
-        } while (this.state === "running" && (this.refill || (this.hungry.size > 0 && this.capacity() > 0)));
+        } while (this.state === "running" && (this.refill || (this.hungry.size > 0 && this.claimable() > 0)));
         if (this.state !== "running") break;
         // Offers are for idle workers: one that now has work takes its offer back. (An idle
         // worker's poll that finds nothing leaves the offer standing: one statement, not three.)
@@ -570,7 +590,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       // A slot freed up: claim more from queues that may have more. Queues whose last claim came
       // back short are asked again only after a notification or the poll.
       // With nothing to claim, an idle worker offers a slot again (hand-off).
-      if (this.state === "running" && (this.hungry.size > 0 ? this.capacity() > 0 : this.handoff && this.active.size === 0)) this.fillSoon();
+      if (this.state === "running" && (this.hungry.size > 0 ? this.claimable() > 0 : this.handoff && this.active.size === 0)) this.fillSoon();
       if (this.active.size === 0) this.drained?.();
       this.checkIdle();
     }

@@ -137,8 +137,10 @@ test("SIGTERM: running tasks finish, claimed-but-not-started ones are runnable a
   const workerId = await waitFor("the worker to register", async () => (await workersOf(db, "term")).get(w.pid));
   // 3 s: long enough that the signal lands while the first two still run, even on a loaded machine.
   const ids = await enqueueScripts(db, "term", Array.from({ length: 7 }, () => ["sleep", 3_000]));
-  // One claim of 7 (concurrency 2 + prefetch 5): 2 start, 5 wait in the worker's buffer.
-  await waitFor("2 started, 7 claimed", async () => readLog(log).length === 2 && (await runningOn(workerId)) === 7);
+  // Claims of up to 7 (concurrency 2 + prefetch 5): 2 start, the rest wait in the worker's buffer.
+  // (The idle worker's offered slot is taken back after the first claim; the buffer is then more
+  // than half full, so the seventh task may stay ready: it is never claimed again before the stop.)
+  await waitFor("2 started, at least 3 more claimed", async () => readLog(log).length === 2 && (await runningOn(workerId)) >= 5);
   const started = readLog(log).map((e) => e.id);
 
   w.kill("SIGTERM");

@@ -219,6 +219,32 @@ test("2,000 tasks that each wait 20 ms run exactly once with concurrency 50", as
   await jobs.close();
 });
 
+test("tasks finishing one at a time are refilled in claims of half the prefetch or more, not a claim per freed slot", async () => {
+  const jobs = openJobs(db);
+  const N = 300;
+  const ran = new Map<number, number>();
+  // Durations that differ task to task: slots free up one by one, not in waves.
+  const stagger = jobs.task("stagger", async (_ctx: TaskContext, i: number) => {
+    ran.set(i, (ran.get(i) ?? 0) + 1);
+    await sleep(2 + ((i * 7) % 11));
+  }, { queue: "w_stagger" });
+  await jobs.enqueueMany(Array.from({ length: N }, (_, i) => stagger.s(i)));
+  const worker = jobs.worker({ queues: ["w_stagger"], concurrency: 10, prefetch: 10 });
+  const claims: number[] = [];
+  worker.on("claimed", (e) => claims.push(e.count));
+  let done = 0;
+  const allDone = new Promise<void>((resolve) => jobs.on("succeeded", () => ++done === N && resolve()));
+  await worker.start();
+  await allDone;
+  assert.equal(ran.size, N);
+  assert.deepEqual([...new Set(ran.values())], [1], "each task ran once");
+  assert.equal(claims.reduce((a, b) => a + b, 0), N, "every task claimed once");
+  // Below half the prefetch only where the queue ran short (the last claims).
+  const small = claims.filter((c) => c < 5);
+  assert.ok(small.length <= 2, `claims of fewer than 5: ${small.length} of ${claims.length} (${claims.join(" ")})`);
+  await jobs.close();
+});
+
 test("lifecycle events fire with the right information", async () => {
   const jobs = openJobs(db);
   const events: Array<[string, Record<string, any>]> = [];
