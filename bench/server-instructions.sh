@@ -3,14 +3,15 @@
 # same count on every run, whatever else the machine is doing (wall and CPU times here swing by
 # 2-3x; see bench/results/README.md). For comparing statement shapes, not for absolute speed.
 #
-#   bench/server-instructions.sh [FILE.sql ...]
+#   bench/server-instructions.sh [--setup SETUP.sql] [FILE.sql ...]
 #
 # Each FILE holds one statement. Without files it measures the batch enqueue: 1,000 tasks as the
 # client sends them (enqueue_many_json: names and args), the same with a queue name per task, and
 # a bare INSERT ... SELECT of the same names and args (what the table alone costs).
 #
 # It makes a throwaway cluster (initdb) in a temp directory, applies pgjobs' migrations there
-# (from this checkout's build: `npm run build` first), then runs each statement 1 and 5 times in
+# (from this checkout's build: `npm run build` first) and SETUP.sql if given (say, a schema
+# change to weigh: `alter table jobs.tasks drop constraint tasks_queue_check;`), then runs each statement 1 and 5 times in
 # one transaction (rolled back, on an emptied table) under callgrind and prints
 # (Ir of 5 - Ir of 1) / 4: one execution, without start-up, parsing or planning.
 # Needs valgrind and PostgreSQL's server binaries (initdb, pg_ctl, postgres); as root, the
@@ -20,6 +21,9 @@ cd "$(dirname "$0")/.."
 bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
 [ -x "$bindir/postgres" ] || { echo "server-instructions: no postgres binaries in '$bindir': set PG_BINDIR" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "server-instructions: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
+
+setup=
+if [ "${1:-}" = --setup ]; then setup=$(realpath "$2"); shift 2; fi
 
 work=$(mktemp -d /tmp/pgjobs-instructions-XXXXXX)
 chmod 755 "$work"
@@ -32,6 +36,12 @@ port=$((20000 + RANDOM % 20000))
 as_pg "$bindir/pg_ctl" -D "$work/data" -o "-p $port -k $work -c listen_addresses=''" -l "$work/log" -w start >/dev/null
 url="postgres://postgres@/postgres?host=$work&port=$port"
 node bin/run.js migrate --database-url "$url" >/dev/null
+if [ -n "$setup" ]; then
+  node --input-type=module -e '
+    import pg from "pg"; import { readFileSync } from "node:fs";
+    const c = new pg.Client(process.argv[1]); await c.connect();
+    await c.query(readFileSync(process.argv[2], "utf8")); await c.end();' "$url" "$setup"
+fi
 as_pg "$bindir/pg_ctl" -D "$work/data" -w stop >/dev/null
 
 files=("$@")
