@@ -14,7 +14,10 @@ import type { Json } from "./json.js";
  * ```
  */
 export interface JobsHook {
-  /** Called once per enqueue call (or canvas) before it is written: return headers to replace them. */
+  /**
+   * Called before tasks are written, with their names and queues: once per delay() or
+   * applyAsync(), once per task of an enqueueMany, once per canvas. Return headers to replace them.
+   */
   beforeEnqueue?(info: { names: string[]; queues: string[]; headers: Headers }): Headers | void;
   /**
    * Called after the enqueue committed (or, inside a caller's transaction, was written). For a
