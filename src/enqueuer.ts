@@ -29,7 +29,7 @@ interface Pending {
 }
 
 /**
- * Inserts tasks through `enqueue_many`. Enqueues outside a caller's transaction are coalesced:
+ * Inserts tasks through `enqueue_many_json`. Enqueues outside a caller's transaction are coalesced:
  * calls made while a statement is in flight ride together in the next one, so eight producers
  * calling `delay()` share commits instead of paying one fsync each; a task that rides alone goes
  * through `enqueue_handoff`, which gives it to an idle worker when one offers a slot.

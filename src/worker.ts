@@ -174,8 +174,8 @@ export interface WorkerEvents {
  * Claims tasks of its queues in batches (SELECT ... FOR UPDATE SKIP LOCKED), keeps up to
  * `concurrency` handlers running, acknowledges in batches, wakes on NOTIFY and polls slowly as a
  * fallback. While idle it offers a slot, and an enqueue made outside a transaction hands it its
- * task already claimed (hand-off: see offer()). It also does the queue's maintenance: rescuing tasks whose lease lapsed, making due
- * tasks ready, and pruning finished tasks past their retention.
+ * task already claimed (hand-off: see offer()). It also does the queue's maintenance: rescuing
+ * tasks whose lease lapsed, making due tasks ready, and pruning finished tasks past their retention.
  */
 export class Worker extends EventEmitter<WorkerEvents> {
   readonly id = randomUUID();
@@ -505,7 +505,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private dispatch(): void {
     // Slots held for hand-offs stay free: a handed-off task starts the moment it arrives.
-    while (this.active.size + this.reserved() < this.concurrency && this.buffer.length > 0 && this.state !== "stopped") {
+    const held = this.reserved();
+    while (this.active.size + held < this.concurrency && this.buffer.length > 0 && this.state !== "stopped") {
       const row = this.buffer.shift()!;
       void this.run(row);
     }
