@@ -65,7 +65,10 @@ function isPlainJson(v: unknown, depth: number): boolean {
   const proto = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null && !plainPrototypes.has(proto)) return false;
   if (typeof (v as { toJSON?: unknown }).toJSON === "function") return false;
-  for (const key of Object.keys(v)) {
+  // for-in, not Object.keys: no array per object. It also visits inherited enumerable keys
+  // (none, short of a polluted Object.prototype): a value there that is not plain JSON only sends
+  // the object to the walk, which reads own keys as JSON.stringify does.
+  for (const key in v) {
     if (key.includes("\u0000")) return false;
     const child = (v as Record<string, unknown>)[key];
     if (child !== undefined && !isPlainJson(child, depth + 1)) return false;

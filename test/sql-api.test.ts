@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import type pg from "pg";
+import { toParams, type TaskRow } from "../src/enqueuer.js";
 import { statement } from "../src/sql.js";
 import { useDatabase } from "./helpers/db.js";
 
@@ -155,6 +156,43 @@ test("enqueue_many_json (the client's batches) returns the ids in input order, e
   assert.deepEqual(bulk.map((id) => nameOf.get(id)), names);
 });
 
+test("the client's batch statement carries whichever column a row sets, and no array for a column of defaults", async () => {
+  const base: TaskRow = {
+    name: "cols", args: "[1]", queue: "default", priority: 0, runAt: null, delayMs: null, maxAttempts: 4, key: null,
+    headers: "{}", parentId: null, groupId: null, chordId: null, timeoutMs: null, workflow: null,
+  };
+  const at = new Date(Date.now() + 3_600_000);
+  const group = randomUUID(), chord = randomUUID();
+  // Each column the statement takes, in parameter order after names and args: a value other than
+  // its default, and what the task's row then holds.
+  type Check = (row: Record<string, unknown>) => unknown;
+  const columns: [keyof TaskRow, unknown, Check, unknown][] = [
+    ["queue", "cols_q", (r) => r.queue, "cols_q"],
+    ["priority", 7, (r) => r.priority, 7],
+    ["runAt", at, (r) => (r.run_at as Date).getTime(), at.getTime()],
+    ["maxAttempts", 9, (r) => r.max_attempts, 9],
+    ["key", `cols-${randomUUID()}`, (r) => typeof r.key, "string"],
+    ["headers", '{"h":1}', (r) => r.headers, { h: 1 }],
+    ["parentId", "12345", (r) => r.parent_id, "12345"],
+    ["groupId", group, (r) => r.group_id, group],
+    ["chordId", chord, (r) => r.chord_id, chord],
+    ["timeoutMs", 1500, (r) => r.timeout_ms, 1500],
+    ["workflow", '{"w":1}', (r) => r.workflow, { w: 1 }],
+    ["delayMs", 60_000, (r) => r.later, true],
+  ];
+  const st = statement("jobs", "task_enqueue_many");
+  for (const [i, [key, value, read, expected]] of columns.entries()) {
+    const rows = [base, { ...base, [key]: value }];
+    const params = toParams(rows);
+    assert.equal(params.length, 14);
+    // names, args, and only the column set: the others hold nothing but defaults.
+    params.forEach((p, c) => assert.equal(p === null, c >= 2 && c !== i + 2, `${key}: parameter ${c + 1} is ${String(p)}`));
+    const ids = (await db.query<{ ids: string }>(st.text, params)).rows[0]!.ids.split(",");
+    const { rows: [task] } = await db.query("select *, run_at > now() + interval '50 seconds' as later from jobs.tasks where id = $1", [ids[1]]);
+    assert.deepEqual(read(task), expected, key);
+  }
+});
+
 test("enqueue_many_json takes enqueue_many's path for dedup keys and delays", async () => {
   const key = `k-${randomUUID()}`;
   const holder = (await db.query("select jobs.enqueue('holder', '[]', key => $1) as id", [key])).rows[0].id;
@@ -210,7 +248,16 @@ test("the table itself refuses a bad queue name from a plain INSERT, and takes e
   for (const bad of ["", "a b", "x".repeat(64), "é", "q\n", "q/1"]) {
     await assert.rejects(insert(bad), (err: { code?: string; constraint?: string }) => err.code === "23514" && err.constraint === "tasks_queue_check", `queue ${JSON.stringify(bad)}`);
   }
-  for (const good of ["q", "x".repeat(63), "A-z_0.9:x"]) await insert(good);
+  for (const good of ["q", "default", "x".repeat(63), "A-z_0.9:x"]) await insert(good);
+});
+
+test("the table itself refuses an empty or over-long task name from a plain INSERT, counting characters, not bytes", async () => {
+  const insert = (name: string) => db.query("insert into jobs.tasks (name) values ($1) returning id", [name]);
+  for (const bad of ["", "x".repeat(201), "é".repeat(201)]) {
+    await assert.rejects(insert(bad), (err: { code?: string; constraint?: string }) => err.code === "23514" && err.constraint === "tasks_name_check", `name of ${bad.length} characters`);
+  }
+  // "é" is two bytes: 200 of them are 400 bytes and still a good name.
+  for (const good of ["n", "x".repeat(200), "é".repeat(200)]) await insert(good);
 });
 
 test("a delay or a run_at in the future gives a pending task", async () => {
