@@ -32,8 +32,15 @@ with async_commit as materialized (
     from candidates c, async_commit
    where t.id = c.id
   returning t.id, t.name, t.queue, t.args, t.attempts, t.max_attempts, t.timeout_ms, t.headers,
-            t.parent_id, t.group_id, t.chord_id, t.workflow, t.run_at, t.started_at, t.priority
+            t.run_at, t.started_at, t.priority
 )
 -- UPDATE ... RETURNING comes back in join order, not claim order: the worker starts the rows
--- in the order given here.
-select * from claimed order by priority desc, run_at, id
+-- in the order given here. Only what the worker reads, the times as whole epoch milliseconds (a
+-- float to parse, not a timestamp; the worker makes Dates of them only for hooks): the workflow
+-- columns are the database's triggers' business. With 15 columns and two timestamps parsed per
+-- row, a drain of 20,000 no-op tasks at concurrency 50 took 418-438 ms of worker CPU; 377-412 so.
+select id, name, queue, args, attempts, max_attempts, timeout_ms, headers,
+       floor(extract(epoch from run_at) * 1000)::float8 as run_at_ms,
+       floor(extract(epoch from started_at) * 1000)::float8 as started_at_ms
+  from claimed
+ order by priority desc, run_at, id

@@ -75,16 +75,13 @@ export interface Claimed {
   max_attempts: number;
   timeout_ms: number | null;
   headers: Headers;
-  parent_id: string | null;
-  group_id: string | null;
-  chord_id: string | null;
-  workflow: Json | null;
-  run_at: Date;
-  started_at: Date;
+  /** When it was due, and when this attempt was claimed: epoch milliseconds. */
+  run_at_ms: number;
+  started_at_ms: number;
 }
 
 /** A hand-off notification (enqueue_handoff): the task's row, this worker's id and the offer's generation. */
-interface HandedOff extends Omit<Claimed, "run_at" | "started_at"> {
+interface HandedOff extends Omit<Claimed, "run_at_ms" | "started_at_ms"> {
   w: string;
   gen: number;
   run_at: string;
@@ -536,7 +533,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const ctx = taskContext(this.jobs, row, this.id, running);
       const call = () => withHeaders(row.headers, { id: row.id, name: row.name }, async () => (await task.handler(ctx, ...row.args)) as Json);
       const result = await running.race(
-        this.jobs.hooks.length > 0 ? aroundAttempt(this.jobs.hooks, { ...info, runAt: row.run_at, claimedAt: row.started_at }, row.headers, call) : call(),
+        this.jobs.hooks.length > 0 ? aroundAttempt(this.jobs.hooks, { ...info, runAt: new Date(row.run_at_ms), claimedAt: new Date(row.started_at_ms) }, row.headers, call) : call(),
       );
       if (running.settled) return;
       let text: string;
@@ -705,7 +702,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const o = this.offers.get(m.gen);
     if (!o || this.active.has(m.id)) return;
     o.arrived++;
-    const row: Claimed = { ...m, run_at: new Date(m.run_at), started_at: new Date(m.started_at) };
+    const row: Claimed = { ...m, run_at_ms: Date.parse(m.run_at), started_at_ms: Date.parse(m.started_at) };
     if (this.state !== "running") {
       // Stopping: hand it back (a failure leaves it to the rescuer, after its lease).
       this.background(this.release([row.id]).catch((err: Error) => this.jobs.log.warn({ err: err.message }, "could not hand back a handed-off task")));

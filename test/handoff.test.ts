@@ -106,6 +106,42 @@ test("an idle worker gets a task enqueued outside a transaction from the enqueue
   await jobs.close();
 });
 
+test("hooks see when a task was due and when its attempt was claimed, from a claim and from a hand-off", async () => {
+  const jobs = openJobs(db);
+  const seen = new Map<string, { runAt: Date; claimedAt: Date }>();
+  jobs.addHook({
+    aroundAttempt: async (info, _headers, run) => {
+      seen.set(info.id, { runAt: info.runAt, claimedAt: info.claimedAt });
+      return run();
+    },
+  });
+  const job = jobs.task("handoff_times", async () => null, { queue: "h_times" });
+  const times = async (id: string) =>
+    (await db.query<{ run_at: Date; started_at: Date }>("select run_at, started_at from jobs.tasks where id = $1", [id])).rows[0]!;
+  // Claimed: due five seconds ago (an eta in the past), before any worker runs.
+  const due = new Date(Date.now() - 5_000);
+  const claimed = await job.applyAsync([], { eta: due });
+  const worker = await jobs.worker({ queues: ["h_times"], concurrency: 1, pollInterval: "100ms" }).start();
+  const handedOff: string[] = [];
+  worker.on("handedOff", (e) => handedOff.push(e.id));
+  await claimed.get({ timeout: 10_000 });
+  // Handed off: enqueued while the idle worker offers its slot.
+  await offering(worker);
+  const handed = await job.delay();
+  await handed.get({ timeout: 10_000 });
+  assert.deepEqual(handedOff, [handed.id], "the second task came by hand-off");
+  for (const r of [claimed, handed]) {
+    const db_ = await times(r.id);
+    assert.deepEqual(
+      { runAt: seen.get(r.id)?.runAt.getTime(), claimedAt: seen.get(r.id)?.claimedAt.getTime() },
+      { runAt: db_.run_at.getTime(), claimedAt: db_.started_at.getTime() },
+      `task ${r.id}: the hook's times are the row's`,
+    );
+  }
+  assert.equal(seen.get(claimed.id)!.runAt.getTime(), due.getTime());
+  await jobs.close();
+});
+
 test("hand-offs racing with claims never run more than `concurrency` tasks at once, and every task runs once", async () => {
   const producer = openJobs(db);
   const jobs = openJobs(db);
